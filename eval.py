@@ -1,0 +1,19 @@
+"""Evaluate a checkpoint: `python eval.py ckpt_path=logs/train/runs/.../checkpoints/last.ckpt`."""
+
+import os
+
+import hydra
+from omegaconf import DictConfig
+
+os.environ.setdefault("HDVISION_ROOT", os.path.dirname(os.path.abspath(__file__)))
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    from hdvision.cli.eval import evaluate
+
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

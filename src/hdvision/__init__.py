@@ -1,0 +1,2 @@
+"""hdvision: high-resolution image classification with Lightning + Hydra."""
+__version__ = "0.1.0"

@@ -1,0 +1,97 @@
+"""Model cost: parameters, forward FLOPs (torch's FlopCounterMode) and training memory per image,
+split into stem and backbone."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+log = logging.getLogger("hdvision")
+
+
+def count_params(module: nn.Module) -> tuple[int, int]:
+    params = list(module.parameters())
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+
+
+def forward_flops(module: nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one forward pass (a multiply-add counts 2), counted by torch."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(x)
+    return int(counter.get_total_flops())
+
+
+def saved_activation_bytes(module: nn.Module, x: torch.Tensor) -> int:
+    """Bytes autograd keeps for backward in one training forward (distinct tensors only).
+
+    That is the memory a training step holds beyond weights and optimizer state; on CPU it is
+    measured this way because there is no allocator peak counter like CUDA's.
+    """
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = module(x.requires_grad_(False))
+    del out
+    return sum(seen.values())
+
+
+def cost_report(
+    stem: nn.Module, backbone: nn.Module, input_size: Sequence[int], batch_size: int = 1
+) -> dict[str, Any]:
+    """Parameters, GFLOPs and training activation MB per image for ``stem`` then ``backbone``."""
+    was_training = (stem.training, backbone.training)
+    stem.train()
+    backbone.train()
+    x = torch.randn(batch_size, 3, *input_size, device=next(backbone.parameters()).device)
+    with torch.no_grad():
+        mid = stem(x)
+    report: dict[str, Any] = {"input_size": list(input_size),
+                              "backbone_input": list(mid.shape[-2:])}
+    for name, module, inp in (("stem", stem, x), ("backbone", backbone, mid)):
+        total, trainable = count_params(module)
+        report[name] = {
+            "params": total,
+            "trainable_params": trainable,
+            "gflops": forward_flops(module, inp) / batch_size / 1e9,
+            "train_activation_mb": saved_activation_bytes(module, inp) / batch_size / 2**20,
+        }
+    report["total"] = {k: report["stem"][k] + report["backbone"][k] for k in report["stem"]}
+    stem.train(was_training[0])
+    backbone.train(was_training[1])
+    return report
+
+
+def format_cost_report(report: dict[str, Any]) -> str:
+    lines = [f"Cost at input {report['input_size']} -> backbone {report['backbone_input']}:",
+             f"{'part':<9}{'params':>12}{'trainable':>12}{'GFLOPs':>10}{'act. MB/img':>13}"]
+    for part in ("stem", "backbone", "total"):
+        r = report[part]
+        lines.append(f"{part:<9}{r['params']:>12,}{r['trainable_params']:>12,}"
+                     f"{r['gflops']:>10.3f}{r['train_activation_mb']:>13.1f}")
+    return "\n".join(lines)
+
+
+def log_cost_report(model: nn.Module, input_size: Sequence[int], loggers: Sequence[Any],
+                    output_dir: str | Path | None = None) -> dict[str, Any]:
+    size = model.hparams.get("input_size") or input_size
+    report = cost_report(model.stem, model.backbone, size)
+    log.info("\n%s", format_cost_report(report))
+    flat = {f"cost/{part}_{k}": v for part in ("stem", "backbone", "total")
+            for k, v in report[part].items()}
+    for logger in loggers:
+        logger.log_metrics(flat, step=0)
+    if output_dir is not None:
+        Path(output_dir, "cost.json").write_text(json.dumps(report, indent=2))
+    return report

@@ -1,0 +1,57 @@
+"""Hydra-side helpers shared by the entry points: instantiate groups, print the config, paths."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import rich
+import rich.syntax
+import rich.tree
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("hdvision")
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Every ``_target_`` entry of a group like ``callbacks`` or ``logger``; ``null`` entries skipped."""
+    if not group:
+        return []
+    objects = []
+    for name, spec in group.items():
+        if isinstance(spec, DictConfig) and "_target_" in spec:
+            log.info("Instantiating %s <%s>", name, spec._target_)
+            objects.append(instantiate(spec))
+    return objects
+
+
+def print_config_tree(
+    cfg: DictConfig,
+    order: Sequence[str] = ("data", "model", "callbacks", "logger", "trainer", "paths", "extras"),
+    save_to: str | Path | None = None,
+) -> None:
+    """The resolved config as a rich tree, one branch per group; also saved as text."""
+    tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
+    fields = [f for f in order if f in cfg] + [f for f in cfg if f not in order]
+    for field in fields:
+        branch = tree.add(field, style="bold", guide_style="dim")
+        value = cfg[field]
+        text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        branch.add(rich.syntax.Syntax(text, "yaml"))
+    rich.print(tree)
+    if save_to is not None:
+        with open(save_to, "w") as f:
+            rich.print(tree, file=f)
+
+
+def find_last_checkpoint(log_dir: str | Path, task_name: str) -> Path:
+    """``last.ckpt`` of the newest run of ``task_name`` (for ``ckpt_path=last``)."""
+    runs = sorted(Path(log_dir, task_name, "runs").glob("*/checkpoints/last.ckpt"))
+    if not runs:
+        raise FileNotFoundError(
+            f"ckpt_path=last: no {log_dir}/{task_name}/runs/*/checkpoints/last.ckpt to resume from"
+        )
+    return runs[-1]

@@ -1,0 +1,210 @@
+"""One LightningDataModule for every source: image folder, CSV manifests, HD digits.
+
+The source is chosen by ``kind``; splits come from the layout (``train/ val/ test/`` sub-folders or
+one manifest per split) or, for a single folder/manifest, from a seeded ``val_fraction``/``test_fraction``.
+Batches are uint8 at ``sample_size = image_size * aug_scale``; the model normalises on device.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from hdvision.data.augment import build_augmentations
+from hdvision.data.dataset import ImageDataset, SeededSampler, collate_samples
+from hdvision.data.decode import DEFAULT_MAX_PIXELS
+from hdvision.data.hd_digits import HDDigitsSpec, generate_hd_digits
+from hdvision.data.sources import (
+    DataSourceError,
+    SampleList,
+    folder_classes,
+    folder_samples,
+    manifest_samples,
+    report_problems,
+)
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+
+
+def scaled_size(image_size: Sequence[int], scale: float) -> tuple[int, int]:
+    return max(1, round(image_size[0] * scale)), max(1, round(image_size[1] * scale))
+
+
+class HDImageDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        kind: str = "folder",
+        root: str | None = None,
+        manifests: Mapping[str, str] | None = None,
+        hd_digits: Mapping[str, Any] | None = None,
+        class_names: Sequence[str] | None = None,
+        image_size: Sequence[int] = (1080, 1920),
+        aug_scale: float = 0.5,
+        fit: str = "letterbox",
+        augmentations: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
+        reduced_decode: bool = True,
+        on_bad_image: str = "raise",
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        num_workers: int = 2,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        prefetch_factor: int = 2,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if kind not in ("folder", "manifest", "hd_digits"):
+            raise ValueError(f"data.kind must be folder, manifest or hd_digits, got {kind!r}")
+        if not 0 < aug_scale <= 1:
+            raise ValueError(f"data.aug_scale must be in (0, 1], got {aug_scale}")
+        self.kind = kind
+        self.root = root
+        self.manifests = dict(manifests or {})
+        self.hd_digits = dict(hd_digits or {})
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.aug_scale = aug_scale
+        self.sample_size = scaled_size(self.image_size, aug_scale)
+        self.fit = fit
+        self.augmentations = augmentations
+        self.reduced_decode = reduced_decode
+        self.on_bad_image = on_bad_image
+        self.max_pixels = max_pixels
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.prefetch_factor = prefetch_factor if num_workers > 0 else None
+        self.seed = seed
+        self._class_names = list(class_names) if class_names is not None else None
+        self.datasets: dict[str, ImageDataset] = {}
+        self.skipped: dict[str, int] = {}
+
+    # -- what the model config interpolates -------------------------------------------------
+    @property
+    def class_names(self) -> list[str]:
+        if self._class_names is None:
+            self._class_names = self._discover_classes()
+        return self._class_names
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def _discover_classes(self) -> list[str]:
+        if self.kind == "hd_digits":
+            return [str(i) for i in range(10)]
+        if self.kind == "folder":
+            root = Path(self._require_root())
+            return folder_classes(root / "train" if (root / "train").is_dir() else root)
+        return manifest_samples(self._manifest("train"), self.root, check_files=False).class_names
+
+    # -- set-up ------------------------------------------------------------------------------
+    def _require_root(self) -> str:
+        if not self.root:
+            raise DataSourceError(f"data.root is not set for data.kind={self.kind}")
+        return self.root
+
+    def _manifest(self, split: str) -> str:
+        if split not in self.manifests:
+            raise DataSourceError(f"data.manifests.{split} is not set (a CSV with path,label rows)")
+        return self.manifests[split]
+
+    def prepare_data(self) -> None:
+        if self.kind == "hd_digits":
+            self._hd_digits_root()
+
+    def _hd_digits_root(self) -> Path:
+        spec = dict(self.hd_digits)
+        workers = spec.pop("workers", 0)
+        for key in ("canvas", "split_fractions"):
+            if key in spec:
+                spec[key] = tuple(spec[key])
+        out_dir = self.root or "data"
+        return generate_hd_digits(HDDigitsSpec(**spec), out_dir, workers=workers)
+
+    def _split_sources(self) -> dict[str, SampleList]:
+        if self.kind == "hd_digits":
+            root = self._hd_digits_root()
+            self.manifests = {s: str(root / f"{s}.csv") for s in SPLITS}
+        if self.kind in ("manifest", "hd_digits"):
+            return {
+                s: manifest_samples(self._manifest(s), None, self.class_names)
+                for s in SPLITS if s in self.manifests
+            }
+        root = Path(self._require_root())
+        if (root / "train").is_dir():
+            return {
+                s: folder_samples(root / s, self.class_names) for s in SPLITS if (root / s).is_dir()
+            }
+        return self._random_split(folder_samples(root, self.class_names))
+
+    def _random_split(self, full: SampleList) -> dict[str, SampleList]:
+        gen = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(len(full), generator=gen).tolist()
+        n_val = round(len(full) * self.val_fraction)
+        n_test = round(len(full) * self.test_fraction)
+        parts = {"val": order[:n_val], "test": order[n_val:n_val + n_test],
+                 "train": order[n_val + n_test:]}
+        return {
+            s: SampleList([full.samples[i] for i in idx], full.class_names, full.problems if s == "train" else [])
+            for s, idx in parts.items()
+        }
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        for split, source in self._split_sources().items():
+            report_problems(source, f"the {split} split", self.on_bad_image)
+            train = split == "train"
+            transform = build_augmentations(self.augmentations, self.sample_size, self.fit, train)
+            self.datasets[split] = ImageDataset(
+                source.samples, self.sample_size, transform, self.fit, self.reduced_decode,
+                self.max_pixels, self.on_bad_image,
+            )
+        counts = {s: len(d) for s, d in self.datasets.items()}
+        log.info("Data: %s, %d classes, samples at %s (aug_scale=%s)",
+                 counts, self.num_classes, self.sample_size, self.aug_scale)
+
+    # -- loaders -----------------------------------------------------------------------------
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        if split not in self.datasets:
+            raise DataSourceError(f"no {split} split found for data.kind={self.kind} (root={self.root})")
+        dataset = self.datasets[split]
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            sampler=SeededSampler(len(dataset), shuffle=train, seed=self.seed),
+            num_workers=self.num_workers,
+            collate_fn=collate_samples,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers,
+            prefetch_factor=self.prefetch_factor,
+            drop_last=train and len(dataset) > self.batch_size,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # Skipped files are counted here, in the main process, whatever worker replaced them.
+        for path in batch.pop("skipped", []) if isinstance(batch, dict) else []:
+            self.skipped[path] = self.skipped.get(path, 0) + 1
+        return batch

