@@ -57,8 +57,10 @@ def cost_report(
     x = torch.randn(batch_size, 3, *input_size, device=next(backbone.parameters()).device)
     with torch.no_grad():
         mid = stem(x)
-    report: dict[str, Any] = {"input_size": list(input_size),
-                              "backbone_input": list(mid.shape[-2:])}
+    report: dict[str, Any] = {
+        "input_size": list(input_size),
+        "backbone_input": list(mid.shape[-2:]),
+    }
     for name, module, inp in (("stem", stem, x), ("backbone", backbone, mid)):
         total, trainable = count_params(module)
         report[name] = {
@@ -74,22 +76,33 @@ def cost_report(
 
 
 def format_cost_report(report: dict[str, Any]) -> str:
-    lines = [f"Cost at input {report['input_size']} -> backbone {report['backbone_input']}:",
-             f"{'part':<9}{'params':>12}{'trainable':>12}{'GFLOPs':>10}{'act. MB/img':>13}"]
+    lines = [
+        f"Cost at input {report['input_size']} -> backbone {report['backbone_input']}:",
+        f"{'part':<9}{'params':>12}{'trainable':>12}{'GFLOPs':>10}{'act. MB/img':>13}",
+    ]
     for part in ("stem", "backbone", "total"):
         r = report[part]
-        lines.append(f"{part:<9}{r['params']:>12,}{r['trainable_params']:>12,}"
-                     f"{r['gflops']:>10.3f}{r['train_activation_mb']:>13.1f}")
+        lines.append(
+            f"{part:<9}{r['params']:>12,}{r['trainable_params']:>12,}"
+            f"{r['gflops']:>10.3f}{r['train_activation_mb']:>13.1f}"
+        )
     return "\n".join(lines)
 
 
-def log_cost_report(model: nn.Module, input_size: Sequence[int], loggers: Sequence[Any],
-                    output_dir: str | Path | None = None) -> dict[str, Any]:
+def log_cost_report(
+    model: nn.Module,
+    input_size: Sequence[int],
+    loggers: Sequence[Any],
+    output_dir: str | Path | None = None,
+) -> dict[str, Any]:
     size = model.hparams.get("input_size") or input_size
     report = cost_report(model.stem, model.backbone, size)
     log.info("\n%s", format_cost_report(report))
-    flat = {f"cost/{part}_{k}": v for part in ("stem", "backbone", "total")
-            for k, v in report[part].items()}
+    flat = {
+        f"cost/{part}_{k}": v
+        for part in ("stem", "backbone", "total")
+        for k, v in report[part].items()
+    }
     for logger in loggers:
         logger.log_metrics(flat, step=0)
     if output_dir is not None:

@@ -20,8 +20,13 @@ class BadImageReport(pl.Callback):
         pl_module.log(f"{stage}/skipped_images", float(len(skipped)), sync_dist=True)
         new = sorted(set(skipped) - self.reported)
         if new:
-            log.warning("%s: %d bad image files skipped so far (%d new):\n  %s",
-                        stage, len(skipped), len(new), "\n  ".join(new))
+            log.warning(
+                "%s: %d bad image files skipped so far (%d new):\n  %s",
+                stage,
+                len(skipped),
+                len(new),
+                "\n  ".join(new),
+            )
             self.reported.update(new)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

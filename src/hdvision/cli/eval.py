@@ -23,8 +23,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     objects = build(cfg)
     for logger in objects["loggers"]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    objects["trainer"].test(objects["model"], datamodule=objects["datamodule"],
-                            ckpt_path=str(ckpt), weights_only=True)
+    objects["trainer"].test(
+        objects["model"], datamodule=objects["datamodule"], ckpt_path=str(ckpt), weights_only=True
+    )
     metrics = {k: float(v) for k, v in objects["trainer"].callback_metrics.items()}
     log.info("Test metrics: %s", {k: round(v, 4) for k, v in sorted(metrics.items())})
     return metrics, objects

@@ -17,7 +17,7 @@ log = logging.getLogger("hdvision")
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
-    """Every ``_target_`` entry of a group like ``callbacks`` or ``logger``; ``null`` entries skipped."""
+    """Every ``_target_`` entry of a group (callbacks, logger); ``null`` entries are skipped."""
     if not group:
         return []
     objects = []
@@ -39,7 +39,9 @@ def print_config_tree(
     for field in fields:
         branch = tree.add(field, style="bold", guide_style="dim")
         value = cfg[field]
-        text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        text = (
+            OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        )
         branch.add(rich.syntax.Syntax(text, "yaml"))
     rich.print(tree)
     if save_to is not None:

@@ -26,8 +26,13 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    return {"datamodule": datamodule, "model": model, "callbacks": callbacks,
-            "loggers": loggers, "trainer": trainer}
+    return {
+        "datamodule": datamodule,
+        "model": model,
+        "callbacks": callbacks,
+        "loggers": loggers,
+        "trainer": trainer,
+    }
 
 
 def _metrics(trainer: pl.Trainer) -> dict[str, float]:
@@ -76,5 +81,3 @@ def main(cfg: DictConfig) -> float | None:
     if name and name not in metrics:
         raise KeyError(f"optimized_metric={name!r} was not logged; logged: {sorted(metrics)}")
     return metrics.get(name) if name else None
-
-

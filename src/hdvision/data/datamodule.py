@@ -1,7 +1,7 @@
 """One LightningDataModule for every source: image folder, CSV manifests, HD digits.
 
 The source is chosen by ``kind``; splits come from the layout (``train/ val/ test/`` sub-folders or
-one manifest per split) or, for a single folder/manifest, from a seeded ``val_fraction``/``test_fraction``.
+one manifest per split) or, for one folder, from a seeded ``val_fraction``/``test_fraction``.
 Batches are uint8 at ``sample_size = image_size * aug_scale``; the model normalises on device.
 """
 
@@ -141,7 +141,8 @@ class HDImageDataModule(pl.LightningDataModule):
         if self.kind in ("manifest", "hd_digits"):
             return {
                 s: manifest_samples(self._manifest(s), None, self.class_names)
-                for s in SPLITS if s in self.manifests
+                for s in SPLITS
+                if s in self.manifests
             }
         root = Path(self._require_root())
         if (root / "train").is_dir():
@@ -155,10 +156,17 @@ class HDImageDataModule(pl.LightningDataModule):
         order = torch.randperm(len(full), generator=gen).tolist()
         n_val = round(len(full) * self.val_fraction)
         n_test = round(len(full) * self.test_fraction)
-        parts = {"val": order[:n_val], "test": order[n_val:n_val + n_test],
-                 "train": order[n_val + n_test:]}
+        parts = {
+            "val": order[:n_val],
+            "test": order[n_val : n_val + n_test],
+            "train": order[n_val + n_test :],
+        }
         return {
-            s: SampleList([full.samples[i] for i in idx], full.class_names, full.problems if s == "train" else [])
+            s: SampleList(
+                [full.samples[i] for i in idx],
+                full.class_names,
+                full.problems if s == "train" else [],
+            )
             for s, idx in parts.items()
         }
 
@@ -170,17 +178,29 @@ class HDImageDataModule(pl.LightningDataModule):
             train = split == "train"
             transform = build_augmentations(self.augmentations, self.sample_size, self.fit, train)
             self.datasets[split] = ImageDataset(
-                source.samples, self.sample_size, transform, self.fit, self.reduced_decode,
-                self.max_pixels, self.on_bad_image,
+                source.samples,
+                self.sample_size,
+                transform,
+                self.fit,
+                self.reduced_decode,
+                self.max_pixels,
+                self.on_bad_image,
             )
         counts = {s: len(d) for s, d in self.datasets.items()}
-        log.info("Data: %s, %d classes, samples at %s (aug_scale=%s)",
-                 counts, self.num_classes, self.sample_size, self.aug_scale)
+        log.info(
+            "Data: %s, %d classes, samples at %s (aug_scale=%s)",
+            counts,
+            self.num_classes,
+            self.sample_size,
+            self.aug_scale,
+        )
 
     # -- loaders -----------------------------------------------------------------------------
     def _loader(self, split: str, train: bool) -> DataLoader:
         if split not in self.datasets:
-            raise DataSourceError(f"no {split} split found for data.kind={self.kind} (root={self.root})")
+            raise DataSourceError(
+                f"no {split} split found for data.kind={self.kind} (root={self.root})"
+            )
         dataset = self.datasets[split]
         return DataLoader(
             dataset,

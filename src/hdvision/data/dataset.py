@@ -41,7 +41,9 @@ class ImageDataset(Dataset):
         max_replacements: int = 16,
     ) -> None:
         if on_bad_image not in BAD_IMAGE_POLICIES:
-            raise ValueError(f"data.on_bad_image must be one of {BAD_IMAGE_POLICIES}, got {on_bad_image!r}")
+            raise ValueError(
+                f"data.on_bad_image must be one of {BAD_IMAGE_POLICIES}, got {on_bad_image!r}"
+            )
         self.samples = list(samples)
         self.sample_size = tuple(sample_size)
         self.transform = transform
@@ -56,9 +58,7 @@ class ImageDataset(Dataset):
 
     def load(self, index: int, seed: int | None = None) -> dict:
         path, label = self.samples[index]
-        image = decode_image(
-            path, self.sample_size, self.fit, self.reduced_decode, self.max_pixels
-        )
+        image = decode_image(path, self.sample_size, self.fit, self.reduced_decode, self.max_pixels)
         if self.transform is not None:
             if seed is not None:
                 self.transform.set_random_seed(seed)
@@ -105,7 +105,11 @@ class SeededSampler(Sampler):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.length, generator=gen) if self.shuffle else torch.arange(self.length)
+        order = (
+            torch.randperm(self.length, generator=gen)
+            if self.shuffle
+            else torch.arange(self.length)
+        )
         seeds = torch.randint(0, 2**31 - 1, (self.length,), generator=gen)
         yield from zip(order.tolist(), seeds.tolist(), strict=True)
 

@@ -80,7 +80,8 @@ def decode_image(
         width, height = image.size
         if width * height > max_pixels:
             raise BadImageError(
-                path, f"too large: {width}x{height} exceeds max_pixels={max_pixels:,}; "
+                path,
+                f"too large: {width}x{height} exceeds max_pixels={max_pixels:,}; "
                 "raise data.max_pixels if the file is trusted",
             )
         orientation = image.getexif().get(0x0112, 1)

@@ -67,7 +67,7 @@ def load_mnist_digits() -> tuple[np.ndarray, np.ndarray]:
 def split_source_digits(
     labels: np.ndarray, fractions: tuple[float, float, float], seed: int
 ) -> dict[str, np.ndarray]:
-    """Disjoint digit indices per split, stratified by class (the source file is sorted by label)."""
+    """Disjoint digit indices per split, per class (the source file is sorted by label)."""
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
     for cls in np.unique(labels):
@@ -90,7 +90,9 @@ def _place_boxes(
         y, x = int(rng.integers(0, height - size)), int(rng.integers(0, width - size))
         if all(abs(y - by) >= size or abs(x - bx) >= size for by, bx in boxes):
             boxes.append((y, x))
-    raise ValueError(f"cannot place {count} digits of {size}px on a {canvas} canvas without overlap")
+    raise ValueError(
+        f"cannot place {count} digits of {size}px on a {canvas} canvas without overlap"
+    )
 
 
 def render_canvas(

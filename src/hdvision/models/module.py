@@ -63,12 +63,21 @@ class HDClassifier(pl.LightningModule):
         compile: bool = False,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(to_plain({
-            "backbone": backbone, "stem": stem, "num_classes": num_classes,
-            "backbone_input": backbone_input, "input_size": input_size,
-            "weight_decay": weight_decay, "label_smoothing": label_smoothing,
-            "channels_last": channels_last, "compile": compile,
-        }))
+        self.save_hyperparameters(
+            to_plain(
+                {
+                    "backbone": backbone,
+                    "stem": stem,
+                    "num_classes": num_classes,
+                    "backbone_input": backbone_input,
+                    "input_size": input_size,
+                    "weight_decay": weight_decay,
+                    "label_smoothing": label_smoothing,
+                    "channels_last": channels_last,
+                    "compile": compile,
+                }
+            )
+        )
         stem_spec = dict(self.hparams.stem)
         self.stem = create_stem(stem_spec.pop("name"), self.hparams.backbone_input, **stem_spec)
         self.backbone = create_backbone(num_classes=num_classes, **self.hparams.backbone)
@@ -116,8 +125,14 @@ class HDClassifier(pl.LightningModule):
         loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
         metrics.update(logits.detach(), labels)
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
-                 batch_size=len(labels))
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=on_step,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(labels),
+        )
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
         return loss
 
@@ -146,5 +161,7 @@ class HDClassifier(pl.LightningModule):
         if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer, **kwargs)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
+        }

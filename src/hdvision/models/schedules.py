@@ -1,4 +1,4 @@
-"""LR schedules stepped per optimizer step, each with an optional linear warm-up (torch schedulers)."""
+"""LR schedules stepped per optimizer step, each with optional linear warm-up (torch schedulers)."""
 
 from __future__ import annotations
 

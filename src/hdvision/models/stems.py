@@ -101,35 +101,24 @@ class StridedConvStem(nn.Module):
 
 @register_stem("space_to_depth")
 class SpaceToDepthStem(nn.Module):
-    """Pixel-unshuffle by ``factor`` (lossless), then convolutions at the reduced grid (TResNet-style).
+    """Pixel-unshuffle by ``factor`` (lossless), then convolutions on the reduced grid (TResNet).
 
     Every input pixel reaches the learned path, yet all convolutions run at 1/factor² of the pixels.
-    ``factor`` defaults to the input/output ratio so the grid already is the output size.
+    Set ``factor`` to about the input/output size ratio; the result is resized to ``out_size``.
     """
 
     def __init__(
-        self, out_size: Sequence[int], factor: int | None = None, width: int = 16, depth: int = 2
+        self, out_size: Sequence[int], factor: int = 4, width: int = 16, depth: int = 2
     ) -> None:
         super().__init__()
         self.out_size = tuple(out_size)
         self.factor = factor
-        self.width = width
-        self.depth = depth
-        self.body: nn.Module | None = None
-        if factor is not None:
-            self.body = self._make_body(factor)
-
-    def _make_body(self, factor: int) -> nn.Sequential:
-        layers = [conv_bn_act(3 * factor * factor, self.width, 1)]
-        layers += [conv_bn_act(self.width, self.width, 3) for _ in range(self.depth)]
-        layers.append(_zero_init(nn.Conv2d(self.width, 3, 1)))
-        return nn.Sequential(*layers)
+        layers = [conv_bn_act(3 * factor * factor, width, 1)]
+        layers += [conv_bn_act(width, width, 3) for _ in range(depth)]
+        layers.append(_zero_init(nn.Conv2d(width, 3, 1)))
+        self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.body is None:
-            # Lazy only when factor was not given: fixed at the first batch.
-            self.factor = max(1, round(x.shape[-2] / self.out_size[0]))
-            self.body = self._make_body(self.factor).to(x.device, x.dtype)
         f = self.factor
         pad_h, pad_w = (-x.shape[-2]) % f, (-x.shape[-1]) % f
         grid = F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
@@ -141,9 +130,11 @@ class _ResBlock(nn.Module):
     def __init__(self, width: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+            nn.Conv2d(width, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+            nn.Conv2d(width, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -160,18 +151,26 @@ class LearnedResizerStem(nn.Module):
     """
 
     def __init__(
-        self, out_size: Sequence[int], width: int = 16, num_res_blocks: int = 1, pre_scale: float = 2.0
+        self,
+        out_size: Sequence[int],
+        width: int = 16,
+        num_res_blocks: int = 1,
+        pre_scale: float = 2.0,
     ) -> None:
         super().__init__()
         self.out_size = tuple(out_size)
         self.pre_size = tuple(math.ceil(s * pre_scale) for s in self.out_size)
         self.head = nn.Sequential(
-            nn.Conv2d(3, width, 7, padding=3), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(width, width, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(3, width, 7, padding=3),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width, width, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
             nn.BatchNorm2d(width),
         )
         self.blocks = nn.Sequential(*[_ResBlock(width) for _ in range(num_res_blocks)])
-        self.merge = nn.Sequential(nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width))
+        self.merge = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)
+        )
         self.tail = _zero_init(nn.Conv2d(width, 3, 7, padding=3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,67 @@
+"""Every experiment composes and instantiates; bad overrides fail in Hydra, before training."""
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+
+from hdvision.cli.train import build
+from tests.conftest import CONF_DIR, TINY, compose
+
+EXPERIMENTS = sorted(p.stem for p in Path(CONF_DIR, "experiment").glob("*.yaml"))
+
+
+def test_there_are_experiments():
+    assert "effnet_hd" in EXPERIMENTS
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_composes_and_instantiates(experiment, tmp_path):
+    # Keep the experiment's model and stem; only shrink the data and drop pretrained weights.
+    overrides = [f"experiment={experiment}", "model.backbone.weights=null"] + [
+        o for o in TINY if o.startswith("data.") or o.startswith("callbacks.")
+    ]
+    cfg = compose("train", overrides, tmp_path)
+    objects = build(cfg)
+    assert objects["model"].hparams.num_classes == objects["datamodule"].num_classes == 10
+    assert objects["trainer"].max_epochs >= 1
+    assert any(type(c).__name__ == "ModelCheckpoint" for c in objects["callbacks"])
+
+
+@pytest.mark.parametrize(
+    "group", ["model/optimizer", "model/scheduler", "model/stem", "logger", "trainer"]
+)
+def test_every_option_of_a_group_composes(group, tmp_path):
+    for option in sorted(p.stem for p in Path(CONF_DIR, group).glob("*.yaml")):
+        if option == "default":
+            continue
+        cfg = compose("train", [f"{group}={option}"] + TINY, tmp_path)
+        node = cfg
+        for key in group.replace("/", ".").split("."):
+            node = node[key]
+        assert node is not None
+
+
+def test_unknown_experiment_is_a_hydra_error(tmp_path):
+    with pytest.raises(ConfigCompositionException, match="effnet_hdd"):
+        compose("train", ["experiment=effnet_hdd"], tmp_path)
+
+
+def test_typo_in_override_key_is_a_hydra_error(tmp_path):
+    with pytest.raises(ConfigCompositionException, match="batch_sise"):
+        compose("train", ["data.batch_sise=8"], tmp_path)
+
+
+def test_optimizer_and_scheduler_are_partials(tmp_path):
+    cfg = compose("train", TINY, tmp_path)
+    optimizer = instantiate(cfg.model.optimizer)
+    scheduler = instantiate(cfg.model.scheduler)
+    assert callable(optimizer) and callable(scheduler)
+    assert cfg.model.optimizer._partial_ and cfg.model.scheduler._partial_
+
+
+def test_run_dirs_have_sub_second_names(tmp_path):
+    cfg = compose("train", TINY, tmp_path)
+    assert cfg.hydra.run.dir.endswith(tuple("0123456789")) and "-%f" not in cfg.hydra.run.dir
+    assert len(Path(cfg.hydra.run.dir).name.split("-")) == 6  # Y-m-d_H-M-S-microseconds

@@ -1,0 +1,56 @@
+"""End-to-end runs on tiny generated data (seconds each)."""
+
+import pytest
+import torch
+
+from hdvision.cli.eval import evaluate
+from hdvision.cli.train import train
+from hdvision.data.sources import DataSourceError
+from tests.conftest import TINY, TINY_FOLDER, compose
+
+
+def test_fast_dev_run(tmp_path):
+    cfg = compose("train", TINY + ["debug=fdr"], tmp_path)
+    metrics, _ = train(cfg)
+    assert {"train/loss", "val/acc", "test/acc", "test/f1", "test/acc_top5"} <= set(metrics)
+
+
+@pytest.mark.slow
+def test_train_then_eval_of_the_saved_checkpoint_gives_the_same_metric(tmp_path):
+    cfg = compose("train", TINY + ["trainer.max_epochs=2"], tmp_path / "train")
+    metrics, objects = train(cfg)
+    ckpt = objects["trainer"].checkpoint_callback.best_model_path
+    assert ckpt and (tmp_path / "train" / "out" / "checkpoints" / "last.ckpt").is_file()
+    # Plain-data hyper-parameters: the checkpoint loads without unpickling code.
+    state = torch.load(ckpt, weights_only=True, map_location="cpu")
+    assert state["hyper_parameters"]["num_classes"] == 10
+    eval_cfg = compose("eval", TINY[:-2] + [f"ckpt_path={ckpt}"], tmp_path / "eval")
+    eval_metrics, _ = evaluate(eval_cfg)
+    assert eval_metrics["test/acc"] == pytest.approx(metrics["test/acc"])
+    assert eval_metrics["test/loss"] == pytest.approx(metrics["test/loss"], rel=1e-5)
+
+
+def test_missing_data_directory_is_a_clear_error(tmp_path):
+    cfg = compose("train", TINY_FOLDER + ["data=folder", f"data.root={tmp_path}/nowhere"], tmp_path)
+    with pytest.raises(DataSourceError, match="nowhere does not exist"):
+        train(cfg)
+
+
+def test_corrupt_data_directory_is_a_clear_error(tmp_path):
+    for name in ("cat", "dog"):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        (tmp_path / "images" / name / "a.jpg").write_bytes(b"not a jpeg")
+    cfg = compose(
+        "train",
+        TINY_FOLDER
+        + [
+            "data=folder",
+            f"data.root={tmp_path}/images",
+            "data.val_fraction=0.5",
+            "data.test_fraction=0",
+        ],
+        tmp_path,
+    )
+    with pytest.raises(Exception, match="a.jpg") as info:
+        train(cfg)
+    assert "not an image" in str(info.value) or "not an image" in repr(info.value.__cause__)

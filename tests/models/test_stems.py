@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from hdvision.models.stems import STEMS, create_stem
+
+SIZES = [(1080, 1920), (1079, 1917), (1920, 1080)]
+LEARNED = ["strided", "space_to_depth", "learned_resizer"]
+
+
+@pytest.mark.parametrize("name", sorted(STEMS))
+@pytest.mark.parametrize("size", SIZES)
+def test_output_shape_and_dtype_for_odd_and_portrait_sizes(name, size):
+    kwargs = {"factor": 8} if name == "space_to_depth" else {}
+    out_size = (size[0] // 8, size[1] // 8)
+    stem = create_stem(name, out_size, **kwargs)
+    x = torch.randn(1, 3, *size)
+    with torch.no_grad():
+        y = stem(x)
+    expected = size if name == "none" else out_size
+    assert y.shape == (1, 3, *expected) and y.dtype == torch.float32
+
+
+@pytest.mark.parametrize("name", LEARNED)
+def test_gradients_reach_every_parameter(name):
+    stem = create_stem(name, (12, 20))
+    x = torch.randn(2, 3, 96, 160, requires_grad=True)
+    stem(x).pow(2).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    # The zero-initialised output conv gets gradient first; after one step everything does.
+    torch.optim.SGD(stem.parameters(), lr=0.1).step()
+    stem.zero_grad()
+    stem(x).pow(2).sum().backward()
+    for pname, p in stem.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, pname
+
+
+@pytest.mark.parametrize("name", LEARNED)
+def test_learned_stems_start_as_their_resize_skip_path(name):
+    stem = create_stem(name, (12, 20)).eval()
+    x = torch.randn(1, 3, 96, 160)
+    skip_mode = "bilinear" if name == "learned_resizer" else "area"
+    reference = create_stem("resize", (12, 20), mode=skip_mode)
+    assert torch.allclose(stem(x), reference(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", LEARNED + ["resize"])
+def test_channels_last_gives_the_same_result(name):
+    stem = create_stem(name, (12, 20)).eval()
+    for p in stem.parameters():
+        p.data.normal_(0, 0.1)
+    x = torch.randn(2, 3, 96, 160)
+    y = stem(x)
+    stem_cl = stem.to(memory_format=torch.channels_last)
+    y_cl = stem_cl(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(y, y_cl, atol=1e-4)
+
+
+def test_unknown_stem_lists_the_registered_ones():
+    with pytest.raises(ValueError, match="registered stems: .*space_to_depth"):
+        create_stem("pixel_magic", (8, 8))
