@@ -57,7 +57,6 @@ class HDClassifier(pl.LightningModule):
         input_size: Sequence[int] | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
-        weight_decay: float = 0.05,
         label_smoothing: float = 0.0,
         channels_last: bool = False,
         compile: bool = False,
@@ -71,7 +70,6 @@ class HDClassifier(pl.LightningModule):
                     "num_classes": num_classes,
                     "backbone_input": backbone_input,
                     "input_size": input_size,
-                    "weight_decay": weight_decay,
                     "label_smoothing": label_smoothing,
                     "channels_last": channels_last,
                     "compile": compile,
@@ -149,11 +147,14 @@ class HDClassifier(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         trainable = nn.ModuleDict({"stem": self.stem, "backbone": self.backbone})
         # No weight decay on norms and biases (timm's grouping); frozen params are left out.
-        groups = param_groups_weight_decay(trainable, self.hparams.weight_decay)
+        factory = self.optimizer_factory or torch.optim.AdamW
+        weight_decay = getattr(factory, "keywords", {}).get("weight_decay", 0.0)
+        if not hasattr(factory, "keywords"):  # a plain callable: ask it for its default
+            weight_decay = factory([torch.zeros(1)]).defaults.get("weight_decay", 0.0)
+        groups = param_groups_weight_decay(trainable, weight_decay)
         for group in groups:
             group["params"] = [p for p in group["params"] if p.requires_grad]
         groups = [g for g in groups if g["params"]]
-        factory = self.optimizer_factory or torch.optim.AdamW
         optimizer = factory(groups)
         if self.scheduler_factory is None:
             return optimizer

@@ -1,0 +1,130 @@
+"""The `hdvision` console script: check-data, bench-data, cost."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+
+def config_dir() -> Path:
+    """``$HDVISION_CONFIG_DIR``, else ``./conf``, else the checkout this package was installed from."""
+    candidates = [
+        os.environ.get("HDVISION_CONFIG_DIR"),
+        "conf",
+        Path(__file__).resolve().parents[3] / "conf",
+    ]
+    for candidate in candidates:
+        if candidate and Path(candidate, "train.yaml").is_file():
+            return Path(candidate).resolve()
+    raise SystemExit(
+        "cannot find the Hydra configs: run from the project root or set HDVISION_CONFIG_DIR"
+    )
+
+
+def compose(overrides: list[str], config_name: str = "train") -> DictConfig:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    conf = config_dir()
+    os.environ.setdefault("HDVISION_ROOT", str(conf.parent))
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = hydra_compose(config_name, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(Path(cfg.paths.log_dir) / "tools")
+        cfg.hydra.runtime.cwd = os.getcwd()
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def check_data(overrides: list[str]) -> int:
+    """Scan every split of the configured data set without training; exit 1 on bad files."""
+    from hydra.utils import instantiate
+    from PIL import Image
+
+    from hdvision.data.decode import BadImageError, decode_image
+
+    cfg = compose(overrides + ["data.on_bad_image=skip"])
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup()
+    bad: list[str] = []
+    for split, dataset in datamodule.datasets.items():
+        per_class: Counter = Counter()
+        sizes: Counter = Counter()
+        modes: Counter = Counter()
+        for path, label in dataset.samples:
+            per_class[datamodule.class_names[label]] += 1
+            try:
+                with Image.open(path) as image:
+                    sizes[f"{image.width}x{image.height}"] += 1
+                    modes[image.mode] += 1
+                decode_image(path, (64, 64), max_pixels=datamodule.max_pixels)
+            except (BadImageError, OSError) as err:
+                bad.append(str(err))
+        print(f"[{split}] {len(dataset)} images")
+        print(f"  per class: {dict(sorted(per_class.items()))}")
+        print(f"  sizes: {dict(sizes.most_common(5))}{' ...' if len(sizes) > 5 else ''}")
+        print(f"  modes: {dict(modes)}")
+    print(f"bad files: {len(bad)}")
+    for line in bad:
+        print(f"  {line}")
+    return 1 if bad else 0
+
+
+def cost(overrides: list[str]) -> int:
+    from hydra.utils import instantiate
+
+    from hdvision.analysis.cost import cost_report, format_cost_report
+
+    cfg = compose(overrides)
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model, num_classes=datamodule.num_classes)
+    size = model.hparams.input_size or datamodule.sample_size
+    report = cost_report(model.stem, model.backbone, size)
+    print(format_cost_report(report))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hdvision", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, helptext in (
+        ("check-data", "scan a data set: counts, sizes, modes, bad files"),
+        ("cost", "params, FLOPs and training memory of the configured model"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument(
+            "overrides", nargs="*", help="Hydra overrides, e.g. data=folder data.root=DIR"
+        )
+    bench = sub.add_parser("bench-data", help="images/s: naive vs hdvision's data pipeline")
+    bench.add_argument("--images", help="folder of JPEGs (default: generate realistic test JPEGs)")
+    bench.add_argument("--size", default="1080x1920", help="full-resolution HxW")
+    bench.add_argument("--aug-scale", type=float, default=0.25)
+    bench.add_argument("--workers", type=int, default=2)
+    bench.add_argument("--limit", type=int, default=64, help="images per pipeline")
+    bench.add_argument("--json", help="also write the numbers here")
+    args = parser.parse_args(argv)
+    if args.command == "check-data":
+        return check_data(args.overrides)
+    if args.command == "cost":
+        return cost(args.overrides)
+    from hdvision.bench.data_pipeline import run_benchmark
+
+    height, width = (int(v) for v in args.size.lower().split("x"))
+    result = run_benchmark(args.images, (height, width), args.aug_scale, args.workers, args.limit)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

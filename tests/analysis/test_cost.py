@@ -1,0 +1,39 @@
+import torch
+from torch import nn
+
+from hdvision.analysis.cost import cost_report, forward_flops, saved_activation_bytes
+from hdvision.models.backbone import create_backbone
+from hdvision.models.stems import create_stem
+
+
+def test_flops_match_a_hand_count_for_a_plain_conv_stack():
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False),  # 32x48 output
+        nn.Conv2d(8, 4, 1, stride=2, bias=False),  # 16x24 output
+    )
+    x = torch.randn(1, 3, 32, 48)
+    by_hand = 2 * (32 * 48 * 8 * 3 * 3 * 3) + 2 * (16 * 24 * 4 * 8)
+    assert forward_flops(net, x) == by_hand
+
+
+def test_saved_activations_of_a_linear_layer_are_its_input():
+    net = nn.Linear(100, 10, bias=False)
+    x = torch.randn(4, 100)
+    # Backward of a linear layer keeps its input (4 x 100 float32) and nothing else.
+    assert saved_activation_bytes(net, x) == 4 * 100 * 4
+
+
+def test_report_splits_stem_and_backbone_for_a_tiny_model():
+    stem = create_stem("space_to_depth", (16, 24), factor=2, width=8, depth=1)
+    backbone = create_backbone("test_efficientnet", num_classes=10)
+    report = cost_report(stem, backbone, (32, 48))
+    stem_params = sum(p.numel() for p in stem.parameters())
+    assert report["stem"]["params"] == stem_params
+    assert report["backbone"]["params"] == sum(p.numel() for p in backbone.parameters())
+    assert report["backbone_input"] == [16, 24]
+    # Hand count of the stem's convolutions at the 16x24 grid (+ area skip, not a conv).
+    grid = 16 * 24
+    by_hand = 2 * grid * (12 * 8 + 8 * 8 * 9 + 8 * 3)
+    assert abs(report["stem"]["gflops"] * 1e9 - by_hand) / by_hand < 0.01
+    assert report["total"]["gflops"] > report["stem"]["gflops"] > 0
+    assert report["backbone"]["train_activation_mb"] > 0

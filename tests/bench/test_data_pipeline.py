@@ -1,0 +1,30 @@
+from hdvision.bench.data_pipeline import make_test_jpegs, run_benchmark
+from hdvision.cli.main import main
+
+
+def test_benchmark_runs_on_generated_jpegs_and_prints_numbers(capsys):
+    result = run_benchmark(None, (96, 160), aug_scale=0.25, workers=0, limit=6)
+    assert result["naive_img_s"] > 0 and result["hdvision_img_s"] > 0
+    assert result["speedup"] == result["hdvision_img_s"] / result["naive_img_s"]
+    assert "speed-up" in capsys.readouterr().out
+
+
+def test_cli_benchmark_on_a_folder_writes_json(tmp_path):
+    make_test_jpegs(tmp_path, 3, (64, 96))
+    out = tmp_path / "bench.json"
+    code = main(
+        [
+            "bench-data",
+            "--images",
+            str(tmp_path),
+            "--size",
+            "64x96",
+            "--workers",
+            "0",
+            "--limit",
+            "4",
+            "--json",
+            str(out),
+        ]
+    )
+    assert code == 0 and '"hdvision_img_s"' in out.read_text()

@@ -1,0 +1,61 @@
+import torch
+
+from hdvision.models.module import HDClassifier
+
+BACKBONE = {"name": "test_efficientnet", "weights": None}
+
+
+def _module(**kwargs):
+    args = {
+        "backbone": BACKBONE,
+        "stem": {"name": "resize"},
+        "num_classes": 10,
+        "backbone_input": [16, 24],
+    }
+    return HDClassifier(**{**args, **kwargs})
+
+
+def test_low_resolution_batch_is_upsampled_on_device_after_transfer():
+    module = _module(stem={"name": "space_to_depth", "factor": 4}, input_size=[64, 96])
+    batch = {
+        "image": torch.randint(0, 255, (2, 3, 16, 24), dtype=torch.uint8),
+        "label": torch.tensor([1, 2]),
+    }
+    prepared = module.on_after_batch_transfer(batch, 0)
+    assert prepared["image"].shape == (2, 3, 64, 96) and prepared["image"].dtype == torch.float32
+    assert module(prepared["image"]).shape == (2, 10)
+
+
+def test_full_resolution_batch_is_only_normalised():
+    module = _module()
+    images = torch.full((1, 3, 32, 48), 255, dtype=torch.uint8)
+    x = module.prepare_input(images)
+    assert x.shape == (1, 3, 32, 48)
+    expected = (1.0 - module.mean[0, 0, 0, 0] / 255) / (module.std[0, 0, 0, 0] / 255)
+    assert torch.allclose(x[0, 0], expected.expand(32, 48))
+
+
+def test_hyper_parameters_are_plain_data():
+    from omegaconf import OmegaConf
+
+    module = _module(backbone=OmegaConf.create(BACKBONE), backbone_input=OmegaConf.create([16, 24]))
+    assert type(module.hparams["backbone"]) is dict
+    assert type(module.hparams["backbone_input"]) is list
+
+
+def test_no_weight_decay_on_norms_and_biases():
+    module = _module(optimizer=lambda groups: torch.optim.AdamW(groups, lr=1e-3, weight_decay=0.1))
+    optimizer = module.configure_optimizers()
+    decays = {
+        g["weight_decay"]: sum(p.numel() for p in g["params"]) for g in optimizer.param_groups
+    }
+    assert decays.keys() == {0.0, 0.1}
+    biases_and_norms = sum(p.numel() for n, p in module.named_parameters() if p.ndim <= 1)
+    assert decays[0.0] == biases_and_norms
+
+
+def test_channels_last_runs():
+    module = _module(channels_last=True, stem={"name": "strided"})
+    x = module.prepare_input(torch.randint(0, 255, (2, 3, 32, 48), dtype=torch.uint8))
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    assert module(x).shape == (2, 10)
