@@ -112,12 +112,13 @@ def run_benchmark(
     print(f"{len(paths)} images, {size[0]}x{size[1]} -> {out[0]}x{out[1]}, {workers} workers")
     print(f"  naive (full decode + full-res aug + resize): {result['naive_img_s']:8.1f} img/s")
     print(
-        f"  hdvision (reduced decode + aug at {aug_scale}):    {result['hdvision_img_s']:8.1f} img/s"
+        f"  hdvision (reduced decode + aug at {aug_scale}): {result['hdvision_img_s']:8.1f} img/s"
     )
     print(
         f"  reduced-decode floor (no augmentation):      {result['decode_floor_img_s']:8.1f} img/s"
     )
     print(
-        f"  speed-up {result['speedup']:.1f}x, {100 * result['fraction_of_floor']:.0f}% of the floor"
+        f"  speed-up {result['speedup']:.1f}x, "
+        f"{100 * result['fraction_of_floor']:.0f}% of the floor"
     )
     return result
