@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 
 def config_dir() -> Path:
-    """``$HDVISION_CONFIG_DIR``, else ``./conf``, else the checkout the package was installed from."""
+    """``$HDVISION_CONFIG_DIR``, else ``./conf``, else the source checkout's ``conf/``."""
     candidates = [
         os.environ.get("HDVISION_CONFIG_DIR"),
         "conf",
