@@ -48,7 +48,7 @@ def saved_activation_bytes(module: nn.Module, x: torch.Tensor) -> int:
 
 
 def cost_report(
-    stem: nn.Module, backbone: nn.Module, input_size: Sequence[int], batch_size: int = 1
+    stem: nn.Module, backbone: nn.Module, input_size: Sequence[int], batch_size: int = 2
 ) -> dict[str, Any]:
     """Parameters, GFLOPs and training activation MB per image for ``stem`` then ``backbone``."""
     was_training = (stem.training, backbone.training)
