@@ -65,3 +65,10 @@ def test_run_dirs_have_sub_second_names(tmp_path):
     cfg = compose("train", TINY, tmp_path)
     assert cfg.hydra.run.dir.endswith(tuple("0123456789")) and "-%f" not in cfg.hydra.run.dir
     assert len(Path(cfg.hydra.run.dir).name.split("-")) == 6  # Y-m-d_H-M-S-microseconds
+
+
+def test_optuna_search_composes_with_a_seeded_sampler(tmp_path):
+    cfg = compose("train", ["hparams_search=effnet_hd_optuna"] + TINY, tmp_path)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.sampler.seed == 1234
+    assert "model.optimizer.lr" in sweeper.params and cfg.optimized_metric == "val/acc"

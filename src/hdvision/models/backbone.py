@@ -111,16 +111,18 @@ def create_backbone(
     drop_rate: float = 0.0,
     drop_path_rate: float = 0.0,
     grad_checkpointing: bool = False,
+    global_pool: str = "avg",
     **kwargs,
 ) -> nn.Module:
-    """A timm classifier with a global-average-pooled head; weights loaded offline if given."""
+    """A timm classifier with a globally pooled head (``avg``, ``max``, ``avgmax``: no large FC at
+    high resolution); weights loaded offline if given."""
     model = timm.create_model(
         name,
         pretrained=False,
         num_classes=num_classes,
         drop_rate=drop_rate,
         drop_path_rate=drop_path_rate,
-        global_pool="avg",
+        global_pool=global_pool,
         **kwargs,
     )
     if weights:

@@ -58,6 +58,7 @@ class HDClassifier(pl.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         label_smoothing: float = 0.0,
+        stem_lr_scale: float = 1.0,
         channels_last: bool = False,
         compile: bool = False,
     ) -> None:
@@ -71,6 +72,7 @@ class HDClassifier(pl.LightningModule):
                     "backbone_input": backbone_input,
                     "input_size": input_size,
                     "label_smoothing": label_smoothing,
+                "stem_lr_scale": stem_lr_scale,
                     "channels_last": channels_last,
                     "compile": compile,
                 }
@@ -145,16 +147,25 @@ class HDClassifier(pl.LightningModule):
 
     # -- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        trainable = nn.ModuleDict({"stem": self.stem, "backbone": self.backbone})
-        # No weight decay on norms and biases (timm's grouping); frozen params are left out.
         factory = self.optimizer_factory or torch.optim.AdamW
         weight_decay = getattr(factory, "keywords", {}).get("weight_decay", 0.0)
         if not hasattr(factory, "keywords"):  # a plain callable: ask it for its default
             weight_decay = factory([torch.zeros(1)]).defaults.get("weight_decay", 0.0)
-        groups = param_groups_weight_decay(trainable, weight_decay)
-        for group in groups:
-            group["params"] = [p for p in group["params"] if p.requires_grad]
-        groups = [g for g in groups if g["params"]]
+        groups = []
+        for part, lr_scale in ((self.stem, self.hparams.stem_lr_scale), (self.backbone, 1.0)):
+            # No weight decay on norms and biases (timm's grouping); frozen params are left out.
+            for group in param_groups_weight_decay(part, weight_decay):
+                group["params"] = [p for p in group["params"] if p.requires_grad]
+                if group["params"]:
+                    groups.append(dict(group, lr_scale=lr_scale))
+        base_lr = getattr(factory, "keywords", {}).get("lr")
+        if base_lr is not None:
+            # A stem trained from scratch behind a pretrained backbone learns faster with more LR.
+            for group in groups:
+                group["lr"] = base_lr * group.pop("lr_scale")
+        else:
+            for group in groups:
+                group.pop("lr_scale")
         optimizer = factory(groups)
         if self.scheduler_factory is None:
             return optimizer
