@@ -12,6 +12,7 @@ class TrainingReport(pl.Callback):
         self.filename = filename
         self.steps: list[tuple[int, float, float | None]] = []
         self.epochs: list[tuple[int, dict[str, float]]] = []
+        self._epoch_end_step: int | None = None
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
@@ -21,14 +22,27 @@ class TrainingReport(pl.Callback):
         if loss is not None:
             self.steps.append((trainer.global_step, float(loss), lr))
 
+    def _record(self, trainer: pl.Trainer, keys: tuple[str, ...], step: int | None = None) -> None:
+        values = {k: float(v) for k, v in trainer.callback_metrics.items() if k in keys}
+        if values:
+            self.epochs.append((trainer.global_step if step is None else step, values))
+
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
-        keep = ("val/loss", "val/acc", "train/acc", "train/loss_epoch")
-        values = {k: float(v) for k, v in trainer.callback_metrics.items() if k in keep}
-        self.epochs.append((trainer.global_step, values))
+        if not trainer.sanity_checking:
+            self._record(trainer, ("val/loss", "val/acc"))
+
+    # Epoch-level train metrics are reduced after the epoch-end hooks: read them at the start of
+    # the next epoch (or at the end of fitting) and place them at the step where the epoch ended.
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._epoch_end_step = trainer.global_step
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._epoch_end_step is not None:
+            self._record(trainer, ("train/acc", "train/loss_epoch"), self._epoch_end_step)
+            self._epoch_end_step = None
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.on_train_epoch_start(trainer, pl_module)
         if trainer.is_global_zero and self.steps:
             self.plot(Path(trainer.default_root_dir) / self.filename)
 

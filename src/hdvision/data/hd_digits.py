@@ -42,6 +42,8 @@ class HDDigitsSpec:
     num_test: int = 500
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     jpeg_quality: int = 90
+    # L: grayscale JPEGs (a third of the encode/decode work; the decoder makes them 3-channel).
+    mode: str = "L"
     seed: int = 0
 
     def digest(self) -> str:
@@ -130,7 +132,7 @@ def _write_chunk(args: tuple) -> list[tuple[str, int]]:
         rng = np.random.default_rng([spec.seed, SPLITS.index(split), i])
         image, target = render_canvas(spec, digits, labels, pool, rng)
         rel = f"{split}/{i:06d}.jpg"
-        Image.fromarray(image).convert("RGB").save(root / rel, quality=spec.jpeg_quality)
+        Image.fromarray(image).convert(spec.mode).save(root / rel, quality=spec.jpeg_quality)
         rows.append((rel, target))
     return rows
 
