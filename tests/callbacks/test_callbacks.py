@@ -20,8 +20,10 @@ def test_wandb_is_offline_without_an_api_key(tmp_path, monkeypatch):
 def test_report_png_has_the_curves(tmp_path):
     report = TrainingReport()
     trainer = SimpleNamespace(
-        callback_metrics={}, optimizers=[SimpleNamespace(param_groups=[{"lr": 0.1}])],
-        global_step=0, sanity_checking=False,
+        callback_metrics={},
+        optimizers=[SimpleNamespace(param_groups=[{"lr": 0.1}])],
+        global_step=0,
+        sanity_checking=False,
     )
     for step in range(5):
         trainer.global_step = step

@@ -6,6 +6,16 @@ from hdvision.cli.main import main
 from tests.conftest import write_image
 
 
+def _check_data(root):
+    return [
+        "check-data",
+        "data=folder",
+        f"data.root={root}",
+        "data.val_fraction=0",
+        "data.test_fraction=0",
+    ]
+
+
 def test_check_data_prints_a_summary_and_flags_bad_files(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HDVISION_ROOT", str(tmp_path))
     root = tmp_path / "images"
@@ -14,8 +24,7 @@ def test_check_data_prints_a_summary_and_flags_bad_files(tmp_path, capsys, monke
             write_image(root / cls / f"{i}.jpg", seed=i)
     write_image(root / "dog" / "gray.png", mode="L", fmt="PNG")
     (root / "cat" / "broken.jpg").write_bytes(b"\xff\xd8 not really")
-    code = main(["check-data", "data=folder", f"data.root={root}", "data.val_fraction=0",
-                 "data.test_fraction=0"])
+    code = main(_check_data(root))
     out = capsys.readouterr().out
     assert code == 1
     assert "[train] 8 images" in out and "'cat': 4" in out and "'dog': 4" in out
@@ -28,15 +37,22 @@ def test_check_data_on_a_clean_data_set_exits_0(tmp_path, capsys, monkeypatch):
     root = tmp_path / "images"
     for cls in ("a", "b"):
         write_image(root / cls / "0.jpg")
-    code = main(["check-data", "data=folder", f"data.root={root}", "data.val_fraction=0",
-                 "data.test_fraction=0"])
+    code = main(_check_data(root))
     assert code == 0 and "bad files: 0" in capsys.readouterr().out
 
 
 def test_cost_prints_stem_and_backbone(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HDVISION_ROOT", str(tmp_path))
-    code = main(["cost", "model.backbone.name=test_efficientnet", "model.backbone.weights=null",
-                 "data.hd_digits.canvas=[64,96]", "data.aug_scale=1.0", "model.backbone_input=[16,24]"])
+    code = main(
+        [
+            "cost",
+            "model.backbone.name=test_efficientnet",
+            "model.backbone.weights=null",
+            "data.hd_digits.canvas=[64,96]",
+            "data.aug_scale=1.0",
+            "model.backbone_input=[16,24]",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "stem" in out and "backbone" in out and "GFLOPs" in out
 

@@ -96,17 +96,21 @@ def run_benchmark(
             paths = make_test_jpegs(Path(tmp), min(limit, 32), size)
         paths = (paths * (limit // len(paths) + 1))[:limit]
         out = scaled_size(size, aug_scale)
-        torch.set_num_threads(1)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # workers=0 measures one core, like each worker process
         floor_ds = _HDVisionDataset(paths, out, augment=False)
-        result = {
-            "images": len(paths),
-            "size": list(size),
-            "aug_scale": aug_scale,
-            "workers": workers,
-            "naive_img_s": images_per_second(_NaiveDataset(paths, size, out), workers),
-            "hdvision_img_s": images_per_second(_HDVisionDataset(paths, out), workers),
-            "decode_floor_img_s": images_per_second(floor_ds, workers),
-        }
+        try:
+            result = {
+                "images": len(paths),
+                "size": list(size),
+                "aug_scale": aug_scale,
+                "workers": workers,
+                "naive_img_s": images_per_second(_NaiveDataset(paths, size, out), workers),
+                "hdvision_img_s": images_per_second(_HDVisionDataset(paths, out), workers),
+                "decode_floor_img_s": images_per_second(floor_ds, workers),
+            }
+        finally:
+            torch.set_num_threads(threads)
     result["speedup"] = result["hdvision_img_s"] / result["naive_img_s"]
     result["fraction_of_floor"] = result["hdvision_img_s"] / result["decode_floor_img_s"]
     print(f"{len(paths)} images, {size[0]}x{size[1]} -> {out[0]}x{out[1]}, {workers} workers")

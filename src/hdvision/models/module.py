@@ -15,7 +15,6 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from timm.optim import param_groups_weight_decay
-from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
@@ -72,7 +71,7 @@ class HDClassifier(pl.LightningModule):
                     "backbone_input": backbone_input,
                     "input_size": input_size,
                     "label_smoothing": label_smoothing,
-                "stem_lr_scale": stem_lr_scale,
+                    "stem_lr_scale": stem_lr_scale,
                     "channels_last": channels_last,
                     "compile": compile,
                 }
