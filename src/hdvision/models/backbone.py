@@ -82,19 +82,16 @@ def load_weights(model: nn.Module, weights: str) -> None:
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state) if isinstance(state, dict) else state
     own = model.state_dict()
-    head = set(
-        model.pretrained_cfg.get("classifier", "classifier")
-        if isinstance(model.pretrained_cfg.get("classifier"), tuple)
-        else [model.pretrained_cfg.get("classifier", "classifier")]
-    )
+    classifier = model.pretrained_cfg.get("classifier", "classifier")
+    heads = tuple(f"{h}." for h in ([classifier] if isinstance(classifier, str) else classifier))
     # Drop the pretrained classifier when its shape differs (new num_classes).
     state = {
         k: v
         for k, v in state.items()
-        if not (any(k.startswith(h + ".") for h in head) and k in own and own[k].shape != v.shape)
+        if not (k.startswith(heads) and k in own and own[k].shape != v.shape)
     }
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not any(k.startswith(h + ".") for h in head)]
+    missing = [k for k in missing if not k.startswith(heads)]
     if missing or unexpected:
         raise ValueError(
             f"weights {weights} do not fit {model.default_cfg['architecture']}: "
