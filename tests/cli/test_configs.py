@@ -72,3 +72,15 @@ def test_optuna_search_composes_with_a_seeded_sampler(tmp_path):
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("OptunaSweeper") and sweeper.sampler.seed == 1234
     assert "model.optimizer.lr" in sweeper.params and cfg.optimized_metric == "val/acc"
+
+
+def test_ckpt_path_last_finds_the_newest_run(tmp_path):
+    from hdvision.cli.runtime import find_last_checkpoint
+
+    for name in ("2026-01-01_10-00-00-000001", "2026-01-01_10-00-00-000002"):
+        ckpt = tmp_path / "train" / "runs" / name / "checkpoints" / "last.ckpt"
+        ckpt.parent.mkdir(parents=True)
+        ckpt.write_bytes(b"x")
+    assert find_last_checkpoint(tmp_path, "train").parts[-3] == "2026-01-01_10-00-00-000002"
+    with pytest.raises(FileNotFoundError, match="no .*eval/runs"):
+        find_last_checkpoint(tmp_path, "eval")
