@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from hdvision.models.module import HDClassifier
@@ -59,3 +60,17 @@ def test_channels_last_runs():
     x = module.prepare_input(torch.randint(0, 255, (2, 3, 32, 48), dtype=torch.uint8))
     assert x.is_contiguous(memory_format=torch.channels_last)
     assert module(x).shape == (2, 10)
+
+
+def test_stem_lr_scale_multiplies_the_stem_groups_only():
+    module = _module(
+        stem={"name": "strided"},
+        stem_lr_scale=10.0,
+        optimizer=lambda groups: torch.optim.SGD(groups, lr=0.01),
+    )
+    optimizer = module.configure_optimizers()
+    stem_params = {id(p) for p in module.stem.parameters()}
+    for group in optimizer.param_groups:
+        in_stem = {id(p) in stem_params for p in group["params"]}
+        assert len(in_stem) == 1
+        assert group["lr"] == pytest.approx(0.1 if in_stem.pop() else 0.01)

@@ -146,26 +146,23 @@ class HDClassifier(pl.LightningModule):
 
     # -- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        factory = self.optimizer_factory or torch.optim.AdamW
-        weight_decay = getattr(factory, "keywords", {}).get("weight_decay", 0.0)
-        if not hasattr(factory, "keywords"):  # a plain callable: ask it for its default
-            weight_decay = factory([torch.zeros(1)]).defaults.get("weight_decay", 0.0)
-        groups = []
+        groups, lr_scales = [], []
         for part, lr_scale in ((self.stem, self.hparams.stem_lr_scale), (self.backbone, 1.0)):
-            # No weight decay on norms and biases (timm's grouping); frozen params are left out.
-            for group in param_groups_weight_decay(part, weight_decay):
-                group["params"] = [p for p in group["params"] if p.requires_grad]
-                if group["params"]:
-                    groups.append(dict(group, lr_scale=lr_scale))
-        base_lr = getattr(factory, "keywords", {}).get("lr")
-        if base_lr is not None:
-            # A stem trained from scratch behind a pretrained backbone learns faster with more LR.
-            for group in groups:
-                group["lr"] = base_lr * group.pop("lr_scale")
-        else:
-            for group in groups:
-                group.pop("lr_scale")
-        optimizer = factory(groups)
+            # No weight decay on norms and biases (timm's grouping; 1.0 only marks the decayed
+            # group, which keeps the optimizer's own weight_decay); frozen params are left out.
+            for group in param_groups_weight_decay(part, weight_decay=1.0):
+                params = [p for p in group["params"] if p.requires_grad]
+                if params:
+                    groups.append(
+                        {"params": params}
+                        if group["weight_decay"]
+                        else {"params": params, "weight_decay": 0.0}
+                    )
+                    lr_scales.append(lr_scale)
+        optimizer = (self.optimizer_factory or torch.optim.AdamW)(groups)
+        # A stem trained from scratch behind a pretrained backbone learns faster with more LR.
+        for group, lr_scale in zip(optimizer.param_groups, lr_scales, strict=True):
+            group["lr"] *= lr_scale
         if self.scheduler_factory is None:
             return optimizer
         kwargs = {}
