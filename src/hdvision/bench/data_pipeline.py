@@ -8,7 +8,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import albumentations as A
 import cv2
 import numpy as np
 import torch
@@ -17,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from hdvision.data.augment import build_augmentations
 from hdvision.data.datamodule import scaled_size
+from hdvision.data.dataset import ImageDataset, collate_samples
 from hdvision.data.decode import decode_image
 
 # The transforms both pipelines run; the naive one runs them at full resolution.
@@ -52,32 +52,25 @@ class _NaiveDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i: int) -> dict:
         image = decode_image(self.paths[i], self.size, reduced=False)
         image = self.transform(image=image)["image"]
         image = cv2.resize(image, (self.out[1], self.out[0]), interpolation=cv2.INTER_AREA)
-        return torch.from_numpy(image).permute(2, 0, 1)
+        return {"image": torch.from_numpy(image).permute(2, 0, 1), "label": 0, "skipped": []}
 
 
-class _HDVisionDataset(Dataset):
-    def __init__(self, paths: Sequence[Path], out: tuple[int, int], augment: bool = True) -> None:
-        self.paths, self.out = list(paths), out
-        specs = BENCH_AUGMENTATIONS if augment else None
-        self.transform: A.Compose = build_augmentations(specs, out, "letterbox", train=augment)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        image = decode_image(self.paths[i], self.out, reduced=True)
-        image = self.transform(image=image)["image"]
-        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+def hdvision_dataset(paths: Sequence[Path], out: tuple[int, int], augment: bool) -> ImageDataset:
+    """hdvision's own dataset: reduced-scale decode, then the transforms at ``out`` (or none)."""
+    transform = build_augmentations(BENCH_AUGMENTATIONS if augment else None, out, train=augment)
+    return ImageDataset([(str(p), 0) for p in paths], out, transform, reduced_decode=True)
 
 
 def images_per_second(dataset: Dataset, workers: int, batch_size: int = 8) -> float:
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    loader = DataLoader(
+        dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_samples
+    )
     start = time.perf_counter()
-    count = sum(len(batch) for batch in loader)
+    count = sum(len(batch["label"]) for batch in loader)
     return count / (time.perf_counter() - start)
 
 
@@ -98,7 +91,6 @@ def run_benchmark(
         out = scaled_size(size, aug_scale)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # workers=0 measures one core, like each worker process
-        floor_ds = _HDVisionDataset(paths, out, augment=False)
         try:
             result = {
                 "images": len(paths),
@@ -106,8 +98,10 @@ def run_benchmark(
                 "aug_scale": aug_scale,
                 "workers": workers,
                 "naive_img_s": images_per_second(_NaiveDataset(paths, size, out), workers),
-                "hdvision_img_s": images_per_second(_HDVisionDataset(paths, out), workers),
-                "decode_floor_img_s": images_per_second(floor_ds, workers),
+                "hdvision_img_s": images_per_second(hdvision_dataset(paths, out, True), workers),
+                "decode_floor_img_s": images_per_second(
+                    hdvision_dataset(paths, out, False), workers
+                ),
             }
         finally:
             torch.set_num_threads(threads)
