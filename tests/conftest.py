@@ -39,21 +39,11 @@ TINY_FOLDER = [o for o in TINY if not o.startswith("data.hd_digits")] + [
 
 def compose(config_name: str, overrides: list[str], root: Path):
     """Compose ``conf/<config_name>.yaml`` as Hydra would, with outputs under ``root``."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
+    from hdvision.cli.runtime import compose_outside_hydra_main
 
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = hydra_compose(config_name, overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.paths.root_dir = str(root)
-        cfg.hydra.runtime.output_dir = str(root / "out")
-        cfg.hydra.job.num = 0
-        cfg.hydra.runtime.cwd = str(root)
-    HydraConfig.instance().set_config(cfg)
     (root / "out").mkdir(parents=True, exist_ok=True)
-    return cfg
+    overrides = [*overrides, f"paths.root_dir={root}"]
+    return compose_outside_hydra_main(CONF_DIR, config_name, overrides, root / "out", root)
 
 
 @pytest.fixture

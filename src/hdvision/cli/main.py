@@ -28,21 +28,11 @@ def config_dir() -> Path:
 
 
 def compose(overrides: list[str], config_name: str = "train") -> DictConfig:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
+    from hdvision.cli.runtime import compose_outside_hydra_main
 
     conf = config_dir()
     os.environ.setdefault("HDVISION_ROOT", str(conf.parent))
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = hydra_compose(config_name, overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(Path(cfg.paths.log_dir) / "tools")
-        cfg.hydra.runtime.cwd = os.getcwd()
-        cfg.hydra.job.num = 0
-    HydraConfig.instance().set_config(cfg)
-    return cfg
+    return compose_outside_hydra_main(conf, config_name, overrides)
 
 
 def check_data(overrides: list[str]) -> int:

@@ -10,8 +10,10 @@ from typing import Any
 import rich
 import rich.syntax
 import rich.tree
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 log = logging.getLogger("hdvision")
 
@@ -57,3 +59,24 @@ def find_last_checkpoint(log_dir: str | Path, task_name: str) -> Path:
             f"ckpt_path=last: no {log_dir}/{task_name}/runs/*/checkpoints/last.ckpt to resume from"
         )
     return runs[-1]
+
+
+def compose_outside_hydra_main(
+    config_dir: str | Path,
+    config_name: str,
+    overrides: list[str],
+    output_dir: str | Path | None = None,
+    cwd: str | Path | None = None,
+) -> DictConfig:
+    """Compose a config as ``@hydra.main`` would (``${hydra:...}`` resolvable) for tools and tests.
+
+    ``output_dir`` defaults to ``<paths.log_dir>/tools``; nothing is created there.
+    """
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir or Path(cfg.paths.log_dir) / "tools")
+        cfg.hydra.runtime.cwd = str(cwd or Path.cwd())
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    return cfg
