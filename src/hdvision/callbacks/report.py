@@ -36,13 +36,16 @@ class TrainingReport(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._epoch_end_step = trainer.global_step
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def _record_finished_train_epoch(self, trainer: pl.Trainer) -> None:
         if self._epoch_end_step is not None:
             self._record(trainer, ("train/acc", "train/loss_epoch"), self._epoch_end_step)
             self._epoch_end_step = None
 
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._record_finished_train_epoch(trainer)
+
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.on_train_epoch_start(trainer, pl_module)
+        self._record_finished_train_epoch(trainer)
         if trainer.is_global_zero and self.steps:
             self.plot(Path(trainer.default_root_dir) / self.filename)
 
