@@ -31,6 +31,11 @@ def test_report_png_has_the_curves(tmp_path):
         report.on_train_batch_end(trainer, None, None, None, step)
     trainer.callback_metrics = {"val/loss": torch.tensor(1.0), "val/acc": torch.tensor(0.5)}
     report.on_validation_epoch_end(trainer, None)
+    report.on_train_epoch_end(trainer, None)
+    trainer.global_step = 9  # train/acc of the epoch is only reduced after its end hooks
+    trainer.callback_metrics = {"train/acc": torch.tensor(0.25)}
+    report.on_train_epoch_start(trainer, None)
     assert len(report.steps) == 5 and report.epochs[0][1]["val/acc"] == 0.5
+    assert report.epochs[1] == (4, {"train/acc": 0.25})  # placed where the epoch ended
     path = report.plot(tmp_path / "report.png")
     assert path.stat().st_size > 10_000 and path.read_bytes()[:4] == b"\x89PNG"
