@@ -15,10 +15,12 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from timm.optim import param_groups_weight_decay
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from hdvision.models.backbone import create_backbone, normalization
+from hdvision.models.schedules import linear_warmup
 from hdvision.models.stems import create_stem
 
 
@@ -118,7 +120,9 @@ class HDClassifier(pl.LightningModule):
         """Logits for prepared input (see :meth:`prepare_input`)."""
         return self._forward(x)
 
-    def _step(self, batch: dict, metrics: MetricCollection, stage: str) -> torch.Tensor:
+    def _step(
+        self, batch: dict, metrics: MetricCollection, stage: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch["image"])
         labels = batch["label"]
         loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
@@ -133,16 +137,17 @@ class HDClassifier(pl.LightningModule):
             batch_size=len(labels),
         )
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
-        return loss
+        return loss, logits.detach()
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, self.train_metrics, "train")
+        return self._step(batch, self.train_metrics, "train")[0]
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._step(batch, self.val_metrics, "val")
+    # Logits go to callbacks (validation image grid, confusion matrix).
+    def validation_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        return {"logits": self._step(batch, self.val_metrics, "val")[1]}
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._step(batch, self.test_metrics, "test")
+    def test_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        return {"logits": self._step(batch, self.test_metrics, "test")[1]}
 
     # -- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
@@ -169,7 +174,15 @@ class HDClassifier(pl.LightningModule):
         if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer, **kwargs)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
-        }
+        if not isinstance(scheduler, ReduceLROnPlateau):
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
+            }
+        monitor = getattr(scheduler, "monitor", "val/loss")
+        configs = [{"scheduler": scheduler, "interval": "epoch", "monitor": monitor}]
+        if getattr(scheduler, "warmup_steps", 0) > 0:
+            # LinearLR is chainable: it scales whatever LR the plateau scheduler has set.
+            warmup = linear_warmup(optimizer, scheduler.warmup_steps)
+            configs.append({"scheduler": warmup, "interval": "step", "frequency": 1})
+        return [optimizer], configs
