@@ -1,9 +1,12 @@
 """Evaluate a checkpoint: `python eval.py ckpt_path=logs/train/runs/.../checkpoints/last.ckpt`."""
 
 import os
+import sys
 
 import hydra
 from omegaconf import DictConfig
+
+from hdvision.cli.runtime import no_log_file_on_nonzero_ranks
 
 os.environ.setdefault("HDVISION_ROOT", os.path.dirname(os.path.abspath(__file__)))
 
@@ -16,4 +19,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    no_log_file_on_nonzero_ranks(sys.argv)
     main()

@@ -1,9 +1,12 @@
 """Train: `python train.py experiment=effnet_hd` (see conf/train.yaml for every option)."""
 
 import os
+import sys
 
 import hydra
 from omegaconf import DictConfig
+
+from hdvision.cli.runtime import no_log_file_on_nonzero_ranks
 
 os.environ.setdefault("HDVISION_ROOT", os.path.dirname(os.path.abspath(__file__)))
 
@@ -16,4 +19,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    no_log_file_on_nonzero_ranks(sys.argv)
     main()

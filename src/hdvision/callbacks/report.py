@@ -14,6 +14,14 @@ class TrainingReport(pl.Callback):
         self.epochs: list[tuple[int, dict[str, float]]] = []
         self._epoch_end_step: int | None = None
 
+    # Kept in checkpoints (plain data): the report of a resumed run covers the whole run.
+    def state_dict(self) -> dict:
+        return {"steps": list(self.steps), "epochs": list(self.epochs)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.steps = [tuple(s) for s in state_dict.get("steps", [])]
+        self.epochs = [tuple(e) for e in state_dict.get("epochs", [])]
+
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
     ) -> None:

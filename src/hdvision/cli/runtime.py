@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,13 @@ def print_config_tree(
     if save_to is not None:
         with open(save_to, "w") as f:
             rich.print(tree, file=f)
+
+
+def no_log_file_on_nonzero_ranks(argv: list[str]) -> None:
+    """DDP ranks > 0 (started by Lightning with ``LOCAL_RANK`` set, in rank 0's run directory)
+    must not write their own log file there (the Hydra + DDP trap): they log to the console."""
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        argv.append(f"hydra.job_logging.handlers.file.filename={os.devnull}")
 
 
 def find_last_checkpoint(log_dir: str | Path, task_name: str) -> Path:

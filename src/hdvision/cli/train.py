@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import csv
 import logging
+import math
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from lightning_fabric.utilities.rank_zero import rank_zero_only
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hdvision.cli.runtime import find_last_checkpoint, instantiate_group, print_config_tree
 
@@ -39,26 +45,38 @@ def _metrics(trainer: pl.Trainer) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
 
 
+def resolve_resume(cfg: DictConfig) -> str | None:
+    """The checkpoint to resume from. ``ckpt_path=last`` / ``resume=true``: the newest run's
+    ``last.ckpt``, and that run's directory becomes this run's output directory."""
+    ckpt_path = cfg.get("ckpt_path")
+    if not (cfg.get("resume") or ckpt_path == "last"):
+        return ckpt_path
+    ckpt = find_last_checkpoint(cfg.paths.log_dir, cfg.task_name)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(ckpt.parent.parent)
+    log.info("Resuming %s from %s; outputs continue there", ckpt.parent.parent, ckpt.name)
+    return str(ckpt)
+
+
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     extras = cfg.get("extras") or {}
     if extras.get("ignore_warnings"):
         warnings.filterwarnings("ignore")
+    ckpt_path = resolve_resume(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    if extras.get("print_config"):
+    # DDP ranks > 0 run this too: only rank 0 writes files into the run directory.
+    is_rank_zero = rank_zero_only.rank == 0
+    if extras.get("print_config") and is_rank_zero:
         print_config_tree(cfg, save_to=output_dir / "config_tree.log")
     objects = build(cfg)
     datamodule, model, trainer = objects["datamodule"], objects["model"], objects["trainer"]
     for logger in objects["loggers"]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    if extras.get("cost_report"):
+    if extras.get("cost_report") and is_rank_zero:
         from hdvision.analysis.cost import log_cost_report
 
         log_cost_report(model, datamodule.sample_size, objects["loggers"], output_dir)
 
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path == "last":
-        ckpt_path = str(find_last_checkpoint(cfg.paths.log_dir, cfg.task_name))
-        log.info("Resuming from %s", ckpt_path)
     if cfg.get("train", True):
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = _metrics(trainer)
@@ -73,11 +91,57 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     return metrics, objects
 
 
+def _finish_wandb() -> None:
+    # Each sweep trial must be its own W&B run.
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
+
+
+def _failed_trial_value(cfg: DictConfig) -> float:
+    if cfg.get("failed_trial_value") is not None:
+        return float(cfg.failed_trial_value)
+    direction = HydraConfig.get().sweeper.get("direction", "maximize")
+    return -math.inf if str(direction).startswith("max") else math.inf
+
+
+def _record_trial(cfg: DictConfig, status: str, value: float | None, error: str = "") -> None:
+    """One row per multirun job in ``<sweep dir>/trials.csv`` (failed trials included)."""
+    hydra_cfg = HydraConfig.get()
+    path = Path(hydra_cfg.sweep.dir, "trials.csv")
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(["job", "status", cfg.get("optimized_metric"), "overrides", "error"])
+        overrides = " ".join(hydra_cfg.overrides.task)
+        writer.writerow([hydra_cfg.job.num, status, value, overrides, error])
+
+
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry: train and return ``cfg.optimized_metric`` (for sweepers)."""
+    """Hydra entry: train and return ``cfg.optimized_metric`` (for sweepers).
+
+    In a multirun a failing job (NaN loss, out of memory, bad config) is logged, listed in
+    ``trials.csv`` as failed and returns the worst value, so the sweep goes on.
+    """
     torch.set_float32_matmul_precision("high")
-    metrics, _ = train(cfg)
+    in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     name = cfg.get("optimized_metric")
-    if name and name not in metrics:
-        raise KeyError(f"optimized_metric={name!r} was not logged; logged: {sorted(metrics)}")
-    return metrics.get(name) if name else None
+    try:
+        metrics, _ = train(cfg)
+        if name and name not in metrics:
+            raise KeyError(f"optimized_metric={name!r} was not logged; logged: {sorted(metrics)}")
+        value = metrics.get(name) if name else None
+    except Exception as error:
+        if not in_sweep:
+            raise
+        value = _failed_trial_value(cfg)
+        log.exception("Trial failed; reported to the sweeper as %s=%s", name, value)
+        if rank_zero_only.rank == 0:
+            _record_trial(cfg, "failed", value, f"{type(error).__name__}: {error}")
+        return value
+    finally:
+        _finish_wandb()
+    if in_sweep and rank_zero_only.rank == 0:
+        _record_trial(cfg, "ok", value)
+    return value

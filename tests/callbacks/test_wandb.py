@@ -1,0 +1,45 @@
+"""logger=wandb without network: an offline run directory with metrics, config and images."""
+
+import re
+
+import pytest
+
+from hdvision.callbacks.loggers import RUN_ID_FILE, wandb_logger
+from hdvision.cli.train import main
+from tests.conftest import TINY, compose
+
+
+def _history_value(record_bytes: bytes, key: str) -> float:
+    # HistoryItem protobuf: key (field 2), then value_json (field 16, tag bytes 0x82 0x01).
+    match = re.search(re.escape(key.encode()) + rb"\x82\x01(.)", record_bytes, re.S)
+    assert match, f"{key} not in the W&B run file"
+    start = match.end()
+    return float(record_bytes[start : start + match.group(1)[0]])
+
+
+@pytest.mark.slow
+def test_offline_wandb_run_has_metrics_config_and_images(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc credentials
+    cfg = compose("train", ["experiment=effnet_hd", *TINY, "logger=wandb"], tmp_path)
+    main(cfg)
+    out = tmp_path / "out"
+    run_id = (out / RUN_ID_FILE).read_text()
+    (run_dir,) = (out / "wandb").glob(f"offline-run-*-{run_id}")
+    data = (run_dir / f"run-{run_id}.wandb").read_bytes()
+    test_acc = _history_value(data, "test/acc")
+    assert 0.0 <= test_acc <= 1.0
+    assert b"effnet_hd" in data  # grouped by experiment (and the resolved config)
+    assert b"hd_digits" in data
+    media = run_dir / "files" / "media" / "images" / "val"
+    assert list(media.glob("images_*.png")) and list(media.glob("confusion_*.png"))
+
+
+def test_a_run_directory_keeps_its_wandb_run_id(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    first = wandb_logger(save_dir=str(tmp_path), project="t")
+    again = wandb_logger(save_dir=str(tmp_path), project="t")  # e.g. ckpt_path=last
+    other = wandb_logger(save_dir=str(tmp_path / "other"), project="t")
+    assert first._wandb_init["id"] == again._wandb_init["id"] != other._wandb_init["id"]
+    assert again._wandb_init["resume"] == "allow"

@@ -1,0 +1,64 @@
+"""`ckpt_path=last` continues the newest run where it stopped, in its own directory."""
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from hdvision.cli.train import train
+from tests.conftest import TINY, compose
+
+
+class SimulatedKill(RuntimeError):
+    pass
+
+
+class KillMidEpoch(pl.Callback):
+    """Dies in the middle of ``epoch`` (after last.ckpt of the epoch before was written)."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            raise SimulatedKill(f"killed at epoch {self.epoch}, batch {self.batch}")
+
+
+# Dropout and train-time augmentation on, so that the RNG streams matter.
+RUN = [
+    *TINY,
+    "trainer.max_epochs=3",
+    "trainer.deterministic=true",
+    "model.backbone.drop_rate=0.3",
+    "+data.augmentations.Affine={rotate:[-10,10],p:0.8}",
+    "data.num_workers=1",
+    "data.persistent_workers=false",
+]
+
+
+def _final_weights(objects) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in objects["model"].state_dict().items()}
+
+
+@pytest.mark.slow
+def test_resumed_run_matches_the_uninterrupted_one(tmp_path):
+    whole_metrics, whole = train(compose("train", RUN, tmp_path / "whole"))
+
+    root = tmp_path / "killed"
+    run_dir = root / "logs/train/runs/2026-01-01_00-00-00-000001"
+    kill = ["+callbacks.kill._target_=tests.cli.test_resume.KillMidEpoch"]
+    kill += ["+callbacks.kill.epoch=1", "+callbacks.kill.batch=3", f"paths.output_dir={run_dir}"]
+    with pytest.raises(SimulatedKill):
+        train(compose("train", RUN + kill, root))
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+    # The resumed job's own (Hydra) directory is root/out; its outputs go to the killed run's.
+    resumed_metrics, resumed = train(compose("train", [*RUN, "ckpt_path=last"], root))
+    assert resumed["trainer"].default_root_dir == str(run_dir)
+    assert not (root / "out" / "checkpoints").exists()
+    assert len(list((run_dir / "csv").iterdir())) == 2  # version_0 (killed), version_1
+
+    for key in ("val/acc", "val/loss", "train/loss_epoch", "test/acc", "test/loss"):
+        assert resumed_metrics[key] == pytest.approx(whole_metrics[key], rel=1e-5), key
+    a, b = _final_weights(whole), _final_weights(resumed)
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+    assert resumed["trainer"].current_epoch == 3

@@ -1,0 +1,59 @@
+"""Multiruns through the real `python train.py -m` entry point (subprocesses, tiny data)."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import TINY
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _multirun(tmp_path: Path, overrides: list[str]) -> Path:
+    cmd = [sys.executable, str(ROOT / "train.py"), "-m", *TINY, f"paths.root_dir={tmp_path}"]
+    done = subprocess.run(
+        cmd + overrides, cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (sweep_dir,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
+    return sweep_dir
+
+
+def _trials(sweep_dir: Path) -> list[dict]:
+    with open(sweep_dir / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_optuna_sweep_survives_a_failing_trial(tmp_path):
+    # A grid over 3 learning rates, one invalid: every value is tried once, whatever the order.
+    sweep_dir = _multirun(
+        tmp_path,
+        [
+            "hparams_search=effnet_hd_optuna",
+            "hydra/sweeper/sampler=grid",
+            "hydra.sweeper.n_trials=3",
+            "hydra.sweeper.params={model.optimizer.lr:'choice(0.001,0.002,-1.0)'}",
+        ],
+    )
+    trials = _trials(sweep_dir)
+    assert len(trials) == 3
+    failed = [t for t in trials if t["status"] == "failed"]
+    assert len(failed) == 1 and "lr=-1.0" in failed[0]["overrides"]
+    assert "Invalid learning rate" in failed[0]["error"] and failed[0]["val/acc"] == "-inf"
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert results["best_params"]["model.optimizer.lr"] in (0.001, 0.002)
+    assert 0.0 <= results["best_value"] <= 1.0
+
+
+@pytest.mark.slow
+def test_plain_multirun_runs_every_job_and_lists_it(tmp_path):
+    sweep_dir = _multirun(tmp_path, ["model.optimizer.lr=0.001,-1.0"])
+    trials = _trials(sweep_dir)
+    assert [t["status"] for t in trials] == ["ok", "failed"]
+    assert 0.0 <= float(trials[0]["val/acc"]) <= 1.0
+    assert (sweep_dir / "0" / "checkpoints" / "last.ckpt").is_file()
