@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from hdvision.data.augment import build_augmentations
-from hdvision.data.datamodule import HDImageDataModule
+from hdvision.data.datamodule import HDImageDataModule, per_device_batch_size
 from hdvision.data.dataset import ImageDataset, SeededSampler
 from hdvision.data.decode import BadImageError
 from tests.conftest import write_image
@@ -86,3 +86,43 @@ def test_sampler_order_depends_on_epoch():
     first = list(sampler)
     sampler.set_epoch(1)
     assert list(sampler) != first and sorted(i for i, _ in first) == list(range(20))
+
+
+def test_sampler_shards_over_ranks_and_draws_new_seeds_every_epoch():
+    shards = [
+        list(SeededSampler(10, shuffle=True, seed=3, num_replicas=3, rank=r)) for r in range(3)
+    ]
+    assert [len(s) for s in shards] == [4, 4, 4]  # padded to 12 by repeating
+    indices = [i for shard in shards for i, _ in shard]
+    assert sorted(set(indices)) == list(range(10)) and len(indices) == 12
+    sampler = SeededSampler(10, shuffle=True, seed=3, num_replicas=3, rank=1)
+    first = dict(sampler)
+    sampler.set_epoch(1)
+    second = list(sampler)
+    assert all(first.get(i) != seed for i, seed in second)  # no augmentation repeats
+
+
+def test_global_batch_size_is_split_per_device_or_a_clear_error():
+    assert per_device_batch_size(16, 4, "data.batch_size") == 4
+    with pytest.raises(ValueError, match=r"data.batch_size=10 .* 4 devices.*e.g. 8"):
+        per_device_batch_size(10, 4, "data.batch_size")
+
+
+def test_full_resolution_augmentation_then_area_resize_to_the_batch_size(image_folder):
+    dm = HDImageDataModule(
+        kind="folder",
+        root=str(image_folder),
+        image_size=(48, 64),
+        aug_scale=1.0,
+        batch_scale=0.25,
+        augmentations=AUGS,
+        batch_size=4,
+        num_workers=0,
+    )
+    dm.setup("fit")
+    assert dm.datasets["train"].sample_size == (48, 64)  # decoded and augmented at full size
+    assert dm.datasets["val"].sample_size == (12, 16)  # eval decodes straight to the batch size
+    assert next(iter(dm.train_dataloader()))["image"].shape == (4, 3, 12, 16)
+    assert next(iter(dm.val_dataloader()))["image"].shape[-2:] == (12, 16)
+    with pytest.raises(ValueError, match="batch_scale"):
+        HDImageDataModule(kind="folder", root=str(image_folder), aug_scale=0.25, batch_scale=0.5)

@@ -32,8 +32,10 @@ def build_augmentations(
     sample_size: tuple[int, int],
     fit: str = "letterbox",
     train: bool = True,
+    output_size: tuple[int, int] | None = None,
 ) -> A.Compose:
-    """Pad/crop to exactly ``sample_size`` (h, w), then the random transforms when ``train``.
+    """Pad/crop to exactly ``sample_size`` (h, w), then the random transforms when ``train``,
+    then an area resize to ``output_size`` when that differs (augment high, train low).
 
     ``specs`` is a list (or a name → spec mapping, which is what Hydra overrides edit most
     easily; ``null`` entries are dropped) of ``{name: HorizontalFlip, p: 0.5, ...}`` dicts.
@@ -52,4 +54,6 @@ def build_augmentations(
     if isinstance(specs, Mapping):
         specs = [dict(v, name=v.get("name", k)) for k, v in specs.items() if v is not None]
     randoms = [_build_transform(s) for s in (specs or [])] if train else []
+    if output_size is not None and tuple(output_size) != (height, width):
+        randoms.append(A.Resize(*output_size, interpolation=cv2.INTER_AREA))
     return A.Compose(shape + randoms)

@@ -37,6 +37,17 @@ def scaled_size(image_size: Sequence[int], scale: float) -> tuple[int, int]:
     return max(1, round(image_size[0] * scale)), max(1, round(image_size[1] * scale))
 
 
+def per_device_batch_size(global_batch_size: int, world_size: int, key: str) -> int:
+    """``data.batch_size`` is global: split evenly over the devices (× nodes) of the run."""
+    if global_batch_size % world_size:
+        lower = global_batch_size - global_batch_size % world_size
+        raise ValueError(
+            f"{key}={global_batch_size} is the global batch size and does not divide over "
+            f"{world_size} devices; use a multiple of {world_size}, e.g. {lower or world_size}"
+        )
+    return global_batch_size // world_size
+
+
 class HDImageDataModule(pl.LightningDataModule):
     def __init__(
         self,
@@ -47,6 +58,7 @@ class HDImageDataModule(pl.LightningDataModule):
         class_names: Sequence[str] | None = None,
         image_size: Sequence[int] = (1080, 1920),
         aug_scale: float = 0.5,
+        batch_scale: float | None = None,
         fit: str = "letterbox",
         augmentations: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
         reduced_decode: bool = True,
@@ -67,13 +79,19 @@ class HDImageDataModule(pl.LightningDataModule):
             raise ValueError(f"data.kind must be folder, manifest or hd_digits, got {kind!r}")
         if not 0 < aug_scale <= 1:
             raise ValueError(f"data.aug_scale must be in (0, 1], got {aug_scale}")
+        if batch_scale is not None and not 0 < batch_scale <= aug_scale:
+            raise ValueError(
+                f"data.batch_scale must be in (0, data.aug_scale={aug_scale}], got {batch_scale}"
+            )
         self.kind = kind
         self.root = root
         self.manifests = dict(manifests or {})
         self.hd_digits = dict(hd_digits or {})
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.aug_scale = aug_scale
-        self.sample_size = scaled_size(self.image_size, aug_scale)
+        # Training decodes and augments at aug_size; batches (and val/test) are at sample_size.
+        self.aug_size = scaled_size(self.image_size, aug_scale)
+        self.sample_size = scaled_size(self.image_size, batch_scale or aug_scale)
         self.fit = fit
         self.augmentations = augmentations
         self.reduced_decode = reduced_decode
@@ -176,10 +194,13 @@ class HDImageDataModule(pl.LightningDataModule):
         for split, source in self._split_sources().items():
             report_problems(source, f"the {split} split", self.on_bad_image)
             train = split == "train"
-            transform = build_augmentations(self.augmentations, self.sample_size, self.fit, train)
+            size = self.aug_size if train else self.sample_size
+            transform = build_augmentations(
+                self.augmentations, size, self.fit, train, output_size=self.sample_size
+            )
             self.datasets[split] = ImageDataset(
                 source.samples,
-                self.sample_size,
+                size,
                 transform,
                 self.fit,
                 self.reduced_decode,
@@ -202,16 +223,24 @@ class HDImageDataModule(pl.LightningDataModule):
                 f"no {split} split found for data.kind={self.kind} (root={self.root})"
             )
         dataset = self.datasets[split]
+        world_size, rank = 1, 0
+        if self.trainer is not None:
+            world_size, rank = self.trainer.world_size, self.trainer.global_rank
+        key = "data.batch_size" if train else "data.eval_batch_size"
+        batch_size = per_device_batch_size(
+            self.batch_size if train else self.eval_batch_size, world_size, key
+        )
+        sampler = SeededSampler(len(dataset), train, self.seed, world_size, rank)
         return DataLoader(
             dataset,
-            batch_size=self.batch_size if train else self.eval_batch_size,
-            sampler=SeededSampler(len(dataset), shuffle=train, seed=self.seed),
+            batch_size=batch_size,
+            sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=collate_samples,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers,
             prefetch_factor=self.prefetch_factor,
-            drop_last=train and len(dataset) > self.batch_size,
+            drop_last=train and len(sampler) > batch_size,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -8,6 +8,7 @@ produce the same samples for the same seed.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Sequence
 
 import albumentations as A
@@ -89,21 +90,35 @@ class ImageDataset(Dataset):
 
 
 class SeededSampler(Sampler):
-    """Yields ``(index, augmentation_seed)``; order and seeds depend only on (seed, epoch)."""
+    """Yields ``(index, augmentation_seed)``; order and seeds depend only on (seed, epoch).
 
-    def __init__(self, length: int, shuffle: bool, seed: int = 0) -> None:
+    It shards itself over ``num_replicas`` processes (DDP; pad by repeating, as torch's
+    DistributedSampler does), so Lightning's sampler replacement is switched off
+    (``trainer.use_distributed_sampler: false``): a wrapped sampler would never see
+    ``set_epoch`` and every epoch would repeat the same augmentations.
+    """
+
+    def __init__(
+        self, length: int, shuffle: bool, seed: int = 0, num_replicas: int = 1, rank: int = 0
+    ) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
         self.length = length
         self.shuffle = shuffle
         self.seed = seed
+        self.num_replicas = num_replicas
+        self.rank = rank
         self.epoch = 0
+        self.iterated_epoch: int | None = None  # the epoch the last iteration was started at
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.length
+        return math.ceil(self.length / self.num_replicas)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
+        self.iterated_epoch = self.epoch
         gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = (
             torch.randperm(self.length, generator=gen)
@@ -111,7 +126,12 @@ class SeededSampler(Sampler):
             else torch.arange(self.length)
         )
         seeds = torch.randint(0, 2**31 - 1, (self.length,), generator=gen)
-        yield from zip(order.tolist(), seeds.tolist(), strict=True)
+        total = len(self) * self.num_replicas
+        if total > self.length:  # pad so that every rank gets the same number of samples
+            repeat = torch.arange(total) % self.length
+            order, seeds = order[repeat], seeds[repeat]
+        shard = slice(self.rank, total, self.num_replicas)
+        yield from zip(order[shard].tolist(), seeds[shard].tolist(), strict=True)
 
 
 def collate_samples(items: list[dict]) -> dict:
