@@ -57,9 +57,20 @@ def test_ddp_sim_two_cpu_processes_one_run_directory(tmp_path):
     cmd += [f"paths.root_dir={tmp_path}", "trainer.max_epochs=2", "data.batch_size=8"]
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "world_size: 2" in done.stderr or "distributed_backend=gloo" in done.stderr
+    output = done.stdout + done.stderr
+    assert "MEMBER: 2/2" in output and "distributed_backend=gloo" in output
     (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()  # rank 1 made no directory
     files = sorted(p.name for p in run_dir.iterdir())
-    assert [f for f in files if f.endswith(".log")] == ["config_tree.log", "train.log"]
+    assert [f for f in files if f.endswith(".log")] == ["train.log"]
+    log = (run_dir / "train.log").read_text()
+    assert log.count("Instantiating model_checkpoint") == 1  # rank 1 logged to the console only
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert "test/acc" in done.stdout
+
+
+def test_slurm_trainer_takes_its_devices_from_the_submitit_launcher(tmp_path):
+    overrides = [*TINY, "trainer=slurm", "hydra/launcher=slurm", "hydra.launcher.nodes=2"]
+    cfg = compose("train", overrides, tmp_path)
+    assert cfg.hydra.launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert cfg.trainer.devices == 4 and cfg.trainer.num_nodes == 2
+    assert cfg.trainer.strategy._target_.endswith("DDPStrategy")

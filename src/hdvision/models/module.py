@@ -135,6 +135,7 @@ class HDClassifier(pl.LightningModule):
             on_epoch=True,
             prog_bar=True,
             batch_size=len(labels),
+            sync_dist=True,  # the mean over all DDP ranks (a no-op on one device)
         )
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
         return loss, logits.detach()
