@@ -1,6 +1,8 @@
 """logger=wandb without network: an offline run directory with metrics, config and images."""
 
 import re
+import time
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +19,14 @@ def _history_value(record_bytes: bytes, key: str) -> float:
     return float(record_bytes[start : start + match.group(1)[0]])
 
 
+def _read_when_flushed(path: Path, last_key: bytes, timeout: float = 30.0) -> bytes:
+    # wandb-core's writer may still be flushing the last records when wandb.finish() returns.
+    deadline = time.monotonic() + timeout
+    while last_key not in (data := path.read_bytes()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return data
+
+
 @pytest.mark.slow
 def test_offline_wandb_run_has_metrics_config_and_images(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
@@ -27,7 +37,7 @@ def test_offline_wandb_run_has_metrics_config_and_images(tmp_path, monkeypatch):
     out = tmp_path / "out"
     run_id = (out / RUN_ID_FILE).read_text()
     (run_dir,) = (out / "wandb").glob(f"offline-run-*-{run_id}")
-    data = (run_dir / f"run-{run_id}.wandb").read_bytes()
+    data = _read_when_flushed(run_dir / f"run-{run_id}.wandb", b"test/acc")
     test_acc = _history_value(data, "test/acc")
     assert 0.0 <= test_acc <= 1.0
     assert b"effnet_hd" in data  # grouped by experiment (and the resolved config)
