@@ -132,6 +132,9 @@ def main(cfg: DictConfig) -> float | None:
         if name and name not in metrics:
             raise KeyError(f"optimized_metric={name!r} was not logged; logged: {sorted(metrics)}")
         value = metrics.get(name) if name else None
+        if in_sweep and value is not None and math.isnan(value):
+            # Diverged (NaN loss): a failed trial, not a NaN for the sweeper to choke on.
+            raise FloatingPointError(f"{name} is NaN")
     except Exception as error:
         if not in_sweep:
             raise
