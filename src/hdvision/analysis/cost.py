@@ -89,14 +89,20 @@ def format_cost_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def model_cost_report(model: nn.Module, sample_size: Sequence[int]) -> dict[str, Any]:
+    """:func:`cost_report` of an HDClassifier at the size its stem sees: ``model.input_size`` if
+    set (batches are upsampled on the device), else the data's ``sample_size``."""
+    size = model.hparams.get("input_size") or sample_size
+    return cost_report(model.stem, model.backbone, size)
+
+
 def log_cost_report(
     model: nn.Module,
     input_size: Sequence[int],
     loggers: Sequence[Any],
     output_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    size = model.hparams.get("input_size") or input_size
-    report = cost_report(model.stem, model.backbone, size)
+    report = model_cost_report(model, input_size)
     log.info("\n%s", format_cost_report(report))
     flat = {
         f"cost/{part}_{k}": v

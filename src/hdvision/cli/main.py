@@ -73,14 +73,12 @@ def check_data(overrides: list[str]) -> int:
 def cost(overrides: list[str]) -> int:
     from hydra.utils import instantiate
 
-    from hdvision.analysis.cost import cost_report, format_cost_report
+    from hdvision.analysis.cost import format_cost_report, model_cost_report
 
     cfg = compose(overrides)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model, num_classes=datamodule.num_classes)
-    size = model.hparams.input_size or datamodule.sample_size
-    report = cost_report(model.stem, model.backbone, size)
-    print(format_cost_report(report))
+    print(format_cost_report(model_cost_report(model, datamodule.sample_size)))
     return 0
 
 
