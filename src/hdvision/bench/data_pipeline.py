@@ -17,7 +17,6 @@ from torch.utils.data import DataLoader, Dataset
 from hdvision.data.augment import build_augmentations
 from hdvision.data.datamodule import scaled_size
 from hdvision.data.dataset import ImageDataset, collate_samples
-from hdvision.data.decode import decode_image
 
 # The transforms both pipelines run; the naive one runs them at full resolution.
 BENCH_AUGMENTATIONS = {
@@ -43,20 +42,12 @@ def make_test_jpegs(folder: Path, count: int, size: tuple[int, int], seed: int =
     return paths
 
 
-class _NaiveDataset(Dataset):
-    def __init__(self, paths: Sequence[Path], size: tuple[int, int], out: tuple[int, int]) -> None:
-        self.paths, self.out = list(paths), out
-        self.transform = build_augmentations(BENCH_AUGMENTATIONS, size, "letterbox", train=True)
-        self.size = size
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> dict:
-        image = decode_image(self.paths[i], self.size, reduced=False)
-        image = self.transform(image=image)["image"]
-        image = cv2.resize(image, (self.out[1], self.out[0]), interpolation=cv2.INTER_AREA)
-        return {"image": torch.from_numpy(image).permute(2, 0, 1), "label": 0, "skipped": []}
+def naive_dataset(
+    paths: Sequence[Path], size: tuple[int, int], out: tuple[int, int]
+) -> ImageDataset:
+    """Full decode, the transforms at full resolution ``size``, then an area resize to ``out``."""
+    transform = build_augmentations(BENCH_AUGMENTATIONS, size, train=True, output_size=out)
+    return ImageDataset([(str(p), 0) for p in paths], size, transform, reduced_decode=False)
 
 
 def hdvision_dataset(paths: Sequence[Path], out: tuple[int, int], augment: bool) -> ImageDataset:
@@ -97,7 +88,7 @@ def run_benchmark(
                 "size": list(size),
                 "aug_scale": aug_scale,
                 "workers": workers,
-                "naive_img_s": images_per_second(_NaiveDataset(paths, size, out), workers),
+                "naive_img_s": images_per_second(naive_dataset(paths, size, out), workers),
                 "hdvision_img_s": images_per_second(hdvision_dataset(paths, out, True), workers),
                 "decode_floor_img_s": images_per_second(
                     hdvision_dataset(paths, out, False), workers
