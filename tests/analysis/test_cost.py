@@ -37,3 +37,23 @@ def test_report_splits_stem_and_backbone_for_a_tiny_model():
     assert abs(report["stem"]["gflops"] * 1e9 - by_hand) / by_hand < 0.01
     assert report["total"]["gflops"] > report["stem"]["gflops"] > 0
     assert report["backbone"]["train_activation_mb"] > 0
+
+
+def test_step_timer_trains_but_leaves_the_model_as_it_was():
+    from hdvision.analysis.cost import train_step_ms_per_image
+    from hdvision.models.module import HDClassifier
+
+    model = HDClassifier(
+        backbone={"name": "test_efficientnet", "weights": None},
+        stem={"name": "space_to_depth", "factor": 2, "width": 8, "depth": 1},
+        num_classes=10,
+        backbone_input=(16, 24),
+    )
+    model.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ms = train_step_ms_per_image(model, (32, 48), batch_size=2, steps=2)
+    assert ms > 0
+    assert not model.training
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in model.parameters())

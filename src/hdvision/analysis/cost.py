@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -89,11 +91,46 @@ def format_cost_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def stem_input_size(model: nn.Module, sample_size: Sequence[int]) -> list[int]:
+    """The size an HDClassifier's stem sees: ``model.input_size`` if set (batches are upsampled
+    on the device), else the data's ``sample_size``."""
+    return list(model.hparams.get("input_size") or sample_size)
+
+
 def model_cost_report(model: nn.Module, sample_size: Sequence[int]) -> dict[str, Any]:
-    """:func:`cost_report` of an HDClassifier at the size its stem sees: ``model.input_size`` if
-    set (batches are upsampled on the device), else the data's ``sample_size``."""
-    size = model.hparams.get("input_size") or sample_size
-    return cost_report(model.stem, model.backbone, size)
+    """:func:`cost_report` of an HDClassifier at the size its stem sees."""
+    return cost_report(model.stem, model.backbone, stem_input_size(model, sample_size))
+
+
+def train_step_ms_per_image(
+    model: nn.Module, input_size: Sequence[int], batch_size: int = 4, steps: int = 3
+) -> float:
+    """Measured wall time of one training step (prepare input, forward, cross-entropy, backward,
+    AdamW step) per image, after one untimed warm-up step; the model is left unchanged."""
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    was_training = model.training
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    device = next(model.parameters()).device
+    images = torch.randint(0, 256, (batch_size, 3, *input_size), dtype=torch.uint8, device=device)
+    labels = torch.zeros(batch_size, dtype=torch.long, device=device)
+    elapsed = 0.0
+    for step in range(steps + 1):
+        start = time.perf_counter()
+        loss = F.cross_entropy(model(model.prepare_input(images)), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if step > 0:  # the first step pays one-off allocation and kernel selection
+            elapsed += time.perf_counter() - start
+    for p in params:
+        p.grad = None
+    model.load_state_dict(state)
+    model.train(was_training)
+    return 1000 * elapsed / (steps * batch_size)
 
 
 def log_cost_report(

@@ -1,4 +1,4 @@
-"""The `hdvision` console script: check-data, bench-data, cost."""
+"""The `hdvision` console script: check-data, bench-data, cost, sweep-summary."""
 
 from __future__ import annotations
 
@@ -70,29 +70,61 @@ def check_data(overrides: list[str]) -> int:
     return 1 if bad else 0
 
 
-def cost(overrides: list[str]) -> int:
+def cost(overrides: list[str], time_steps: int = 0, batch_size: int = 4) -> int:
     from hydra.utils import instantiate
 
-    from hdvision.analysis.cost import format_cost_report, model_cost_report
+    from hdvision.analysis.cost import (
+        format_cost_report,
+        model_cost_report,
+        stem_input_size,
+        train_step_ms_per_image,
+    )
 
     cfg = compose(overrides)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model, num_classes=datamodule.num_classes)
     print(format_cost_report(model_cost_report(model, datamodule.sample_size)))
+    if time_steps > 0:
+        size = stem_input_size(model, datamodule.sample_size)
+        ms = train_step_ms_per_image(model, size, batch_size, time_steps)
+        print(
+            f"train step: {ms:.1f} ms per image (batch {batch_size}, mean of {time_steps} steps "
+            f"after a warm-up, {torch_threads()} threads)"
+        )
     return 0
+
+
+def sweep_summary(sweep: str, metrics: list[str] | None, ignore: list[str]) -> int:
+    from hdvision.analysis.sweeps import format_summary, read_trials, summarize_trials
+
+    optimized, rows = read_trials(sweep)
+    metrics = metrics or [optimized]
+    print(format_summary(summarize_trials(rows, metrics, ignore), metrics))
+    return 0
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hdvision", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    parsers = {}
     for name, helptext in (
         ("check-data", "scan a data set: counts, sizes, modes, bad files"),
         ("cost", "params, FLOPs and training memory of the configured model"),
     ):
-        p = sub.add_parser(name, help=helptext)
+        parsers[name] = p = sub.add_parser(name, help=helptext)
         p.add_argument(
             "overrides", nargs="*", help="Hydra overrides, e.g. data=folder data.root=DIR"
         )
+    parsers["cost"].add_argument(
+        "--time-steps", type=int, default=0, help="also time this many training steps"
+    )
+    parsers["cost"].add_argument("--batch-size", type=int, default=4, help="for --time-steps")
     bench = sub.add_parser("bench-data", help="images/s: naive vs hdvision's data pipeline")
     bench.add_argument("--images", help="folder of JPEGs (default: generate realistic test JPEGs)")
     bench.add_argument("--size", default="1080x1920", help="full-resolution HxW")
@@ -100,11 +132,21 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--workers", type=int, default=2)
     bench.add_argument("--limit", type=int, default=64, help="images per pipeline")
     bench.add_argument("--json", help="also write the numbers here")
+    summary = sub.add_parser("sweep-summary", help="mean ± std of a multirun's metrics over seeds")
+    summary.add_argument("sweep", help="a multirun folder (or its trials.csv)")
+    summary.add_argument(
+        "--metric", action="append", help="metric to average (repeatable; default: optimized)"
+    )
+    summary.add_argument(
+        "--ignore", action="append", default=None, help="override keys to pool over (default: seed)"
+    )
     args = parser.parse_args(argv)
+    if args.command == "sweep-summary":
+        return sweep_summary(args.sweep, args.metric, args.ignore or ["seed"])
     if args.command == "check-data":
         return check_data(args.overrides)
     if args.command == "cost":
-        return cost(args.overrides)
+        return cost(args.overrides, args.time_steps, args.batch_size)
     from hdvision.bench.data_pipeline import run_benchmark
 
     height, width = (int(v) for v in args.size.lower().split("x"))
