@@ -1,6 +1,7 @@
 """Multiruns through the real `python train.py -m` entry point (subprocesses, tiny data)."""
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hdvision.cli.main import main
 from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,9 +55,20 @@ def test_optuna_sweep_survives_a_failing_trial(tmp_path):
 
 
 @pytest.mark.slow
-def test_plain_multirun_runs_every_job_and_lists_it(tmp_path):
+def test_plain_multirun_runs_every_job_and_lists_it(tmp_path, capsys):
     sweep_dir = _multirun(tmp_path, ["model.optimizer.lr=0.001,-1.0"])
     trials = _trials(sweep_dir)
     assert [t["status"] for t in trials] == ["ok", "failed"]
     assert 0.0 <= float(trials[0]["val/acc"]) <= 1.0
+    final = json.loads(trials[0]["metrics"])
+    assert final["val/acc"] == pytest.approx(float(trials[0]["val/acc"]), abs=1e-6)
+    assert 0.0 <= final["test/acc"] <= 1.0 and json.loads(trials[1]["metrics"]) == {}
     assert (sweep_dir / "0" / "checkpoints" / "last.ckpt").is_file()
+    # Pooled over the two LRs (ignored like seeds): one group, one ok job, one failed.
+    assert (
+        main(["sweep-summary", str(sweep_dir), "--metric=test/acc", "--ignore=model.optimizer.lr"])
+        == 0
+    )
+    (line,) = capsys.readouterr().out.strip().splitlines()
+    assert "[n=1, 1 failed]" in line and "lr=" not in line
+    assert f"test/acc {final['test/acc']:.4f}" in line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import math
 import sys
@@ -18,6 +19,7 @@ from hydra.utils import instantiate
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from hdvision.analysis.cost import log_cost_report, stem_input_size
 from hdvision.cli.runtime import find_last_checkpoint, instantiate_group, print_config_tree
 
 log = logging.getLogger("hdvision")
@@ -72,9 +74,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     datamodule, model, trainer = objects["datamodule"], objects["model"], objects["trainer"]
     for logger in objects["loggers"]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    # Lightning's model summary counts FLOPs (and shows in/out sizes) only with an example input.
+    size = stem_input_size(model, datamodule.sample_size)
+    model.example_input_array = torch.zeros(1, 3, *size)
     if extras.get("cost_report") and is_rank_zero:
-        from hdvision.analysis.cost import log_cost_report
-
         log_cost_report(model, datamodule.sample_size, objects["loggers"], output_dir)
 
     if cfg.get("train", True):
@@ -105,17 +108,26 @@ def _failed_trial_value(cfg: DictConfig) -> float:
     return -math.inf if str(direction).startswith("max") else math.inf
 
 
-def _record_trial(cfg: DictConfig, status: str, value: float | None, error: str = "") -> None:
-    """One row per multirun job in ``<sweep dir>/trials.csv`` (failed trials included)."""
+def _record_trial(
+    cfg: DictConfig,
+    status: str,
+    value: float | None,
+    error: str = "",
+    metrics: dict[str, float] | None = None,
+) -> None:
+    """One row per multirun job in ``<sweep dir>/trials.csv`` (failed trials included), with all
+    final metrics as JSON so that ``hdvision sweep-summary`` can average any of them."""
     hydra_cfg = HydraConfig.get()
     path = Path(hydra_cfg.sweep.dir, "trials.csv")
     new = not path.exists()
     with open(path, "a", newline="") as f:
         writer = csv.writer(f)
         if new:
-            writer.writerow(["job", "status", cfg.get("optimized_metric"), "overrides", "error"])
+            header = ["job", "status", cfg.get("optimized_metric"), "overrides", "error", "metrics"]
+            writer.writerow(header)
         overrides = " ".join(hydra_cfg.overrides.task)
-        writer.writerow([hydra_cfg.job.num, status, value, overrides, error])
+        final = json.dumps({k: round(v, 6) for k, v in sorted((metrics or {}).items())})
+        writer.writerow([hydra_cfg.job.num, status, value, overrides, error, final])
 
 
 def main(cfg: DictConfig) -> float | None:
@@ -146,5 +158,5 @@ def main(cfg: DictConfig) -> float | None:
     finally:
         _finish_wandb()
     if in_sweep and rank_zero_only.rank == 0:
-        _record_trial(cfg, "ok", value)
+        _record_trial(cfg, "ok", value, metrics=metrics)
     return value

@@ -1,0 +1,72 @@
+"""Mean ± std of a multirun's metrics over seeds, from its ``trials.csv``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+
+def read_trials(path: str | Path) -> tuple[str, list[dict[str, Any]]]:
+    """The optimized metric's name and the rows of ``trials.csv`` (a file or a sweep folder),
+    each with its final metrics parsed into ``row["metrics"]``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "trials.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no trials.csv; pass a multirun folder (train.py -m ...)")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        optimized = reader.fieldnames[2]
+        rows = list(reader)
+    for row in rows:
+        row["metrics"] = json.loads(row.get("metrics") or "{}")
+        if row["status"] == "ok" and optimized not in row["metrics"]:
+            row["metrics"][optimized] = float(row[optimized])
+    return optimized, rows
+
+
+def _without(overrides: str, ignore: Iterable[str]) -> str:
+    keys = tuple(f"{k}=" for k in ignore)
+    return " ".join(o for o in overrides.split() if not o.lstrip("+~").startswith(keys))
+
+
+def summarize_trials(
+    rows: Sequence[dict[str, Any]], metrics: Sequence[str], ignore: Sequence[str] = ("seed",)
+) -> list[dict[str, Any]]:
+    """Group rows by their overrides minus the ``ignore`` keys (in first-seen order); per group the
+    number of ok and failed jobs and (mean, sample std) of each metric over the ok jobs."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(_without(row["overrides"], ignore), []).append(row)
+    summary = []
+    for overrides, members in groups.items():
+        ok = [r for r in members if r["status"] == "ok"]
+        entry: dict[str, Any] = {
+            "overrides": overrides,
+            "n": len(ok),
+            "failed": len(members) - len(ok),
+        }
+        for name in metrics:
+            values = [r["metrics"][name] for r in ok if name in r["metrics"]]
+            mean = statistics.fmean(values) if values else math.nan
+            std = statistics.stdev(values) if len(values) > 1 else math.nan
+            entry[name] = (mean, std)
+        summary.append(entry)
+    return summary
+
+
+def format_summary(summary: Sequence[dict[str, Any]], metrics: Sequence[str]) -> str:
+    lines = []
+    for entry in summary:
+        cells = [f"{name} {entry[name][0]:.4f} ± {entry[name][1]:.4f}" for name in metrics]
+        failed = f", {entry['failed']} failed" if entry["failed"] else ""
+        lines.append(
+            f"{entry['overrides'] or '(no overrides)'}  [n={entry['n']}{failed}]  "
+            + "  ".join(cells)
+        )
+    return "\n".join(lines)

@@ -1,0 +1,51 @@
+import csv
+import json
+import math
+
+import pytest
+
+from hdvision.analysis.sweeps import read_trials, summarize_trials
+from hdvision.cli.main import main
+
+
+def _write_trials(path, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["job", "status", "val/acc", "overrides", "error", "metrics"])
+        for job, (status, overrides, metrics) in enumerate(rows):
+            value = metrics.get("val/acc", "-inf")
+            writer.writerow([job, status, value, overrides, "", json.dumps(metrics)])
+
+
+ROWS = [
+    ("ok", "model/stem=resize seed=1", {"val/acc": 0.5, "test/acc": 0.4}),
+    ("ok", "model/stem=resize seed=2", {"val/acc": 0.7, "test/acc": 0.6}),
+    ("ok", "model/stem=strided seed=1", {"val/acc": 0.9, "test/acc": 0.8}),
+    ("failed", "model/stem=strided seed=2", {}),
+]
+
+
+def test_summary_pools_seeds_and_counts_failures(tmp_path):
+    _write_trials(tmp_path / "trials.csv", ROWS)
+    optimized, rows = read_trials(tmp_path)
+    assert optimized == "val/acc"
+    resize, strided = summarize_trials(rows, ["val/acc", "test/acc"])
+    assert resize["overrides"] == "model/stem=resize" and resize["n"] == 2
+    assert resize["val/acc"][0] == pytest.approx(0.6)
+    assert resize["val/acc"][1] == pytest.approx(0.1414, abs=1e-4)  # sample std
+    assert resize["test/acc"][0] == pytest.approx(0.5)
+    assert strided["n"] == 1 and strided["failed"] == 1
+    assert strided["val/acc"][0] == 0.9 and math.isnan(strided["val/acc"][1])
+
+
+def test_sweep_summary_command_prints_each_group(tmp_path, capsys):
+    _write_trials(tmp_path / "trials.csv", ROWS)
+    assert main(["sweep-summary", str(tmp_path), "--metric", "test/acc"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("model/stem=resize  [n=2]  test/acc 0.5000 ± 0.1414")
+    assert "1 failed" in out[1]
+
+
+def test_missing_trials_file_names_the_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        read_trials(tmp_path)
