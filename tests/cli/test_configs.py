@@ -84,3 +84,12 @@ def test_ckpt_path_last_finds_the_newest_run(tmp_path):
     assert find_last_checkpoint(tmp_path, "train").parts[-3] == "2026-01-01_10-00-00-000002"
     with pytest.raises(FileNotFoundError, match="no .*eval/runs"):
         find_last_checkpoint(tmp_path, "eval")
+
+
+def test_stem_comparison_sweeps_every_stem_experiment_over_three_seeds(tmp_path):
+    cfg = compose("train", ["hparams_search=stem_comparison"] + TINY, tmp_path)
+    params = cfg.hydra.sweeper.params
+    experiments = params.experiment.split(",")
+    assert set(experiments) >= {e for e in EXPERIMENTS if e.startswith("stems_")} | {"effnet_hd"}
+    assert len(params.seed.split(",")) >= 3
+    assert cfg.hydra.sweeper._target_.endswith("BasicSweeper")
