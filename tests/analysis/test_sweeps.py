@@ -18,10 +18,10 @@ def _write_trials(path, rows):
 
 
 ROWS = [
-    ("ok", "model/stem=resize seed=1", {"val/acc": 0.5, "test/acc": 0.4}),
-    ("ok", "model/stem=resize seed=2", {"val/acc": 0.7, "test/acc": 0.6}),
-    ("ok", "model/stem=strided seed=1", {"val/acc": 0.9, "test/acc": 0.8}),
-    ("failed", "model/stem=strided seed=2", {}),
+    ("ok", "model/stem=resize seed=1 trainer.max_epochs=2", {"val/acc": 0.5, "test/acc": 0.4}),
+    ("ok", "model/stem=resize seed=2 trainer.max_epochs=2", {"val/acc": 0.7, "test/acc": 0.6}),
+    ("ok", "model/stem=strided seed=1 trainer.max_epochs=2", {"val/acc": 0.9, "test/acc": 0.8}),
+    ("failed", "model/stem=strided seed=2 trainer.max_epochs=2", {}),
 ]
 
 
@@ -30,7 +30,7 @@ def test_summary_pools_seeds_and_counts_failures(tmp_path):
     optimized, rows = read_trials(tmp_path)
     assert optimized == "val/acc"
     resize, strided = summarize_trials(rows, ["val/acc", "test/acc"])
-    assert resize["overrides"] == "model/stem=resize" and resize["n"] == 2
+    assert resize["overrides"] == "model/stem=resize trainer.max_epochs=2" and resize["n"] == 2
     assert resize["val/acc"][0] == pytest.approx(0.6)
     assert resize["val/acc"][1] == pytest.approx(0.1414, abs=1e-4)  # sample std
     assert resize["test/acc"][0] == pytest.approx(0.5)
@@ -42,8 +42,9 @@ def test_sweep_summary_command_prints_each_group(tmp_path, capsys):
     _write_trials(tmp_path / "trials.csv", ROWS)
     assert main(["sweep-summary", str(tmp_path), "--metric", "test/acc"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("model/stem=resize  [n=2]  test/acc 0.5000 ± 0.1414")
-    assert "1 failed" in out[1]
+    assert out[0] == "all jobs: trainer.max_epochs=2"  # said once, not on every line
+    assert out[1].startswith("model/stem=resize  [n=2]  test/acc 0.5000 ± 0.1414")
+    assert out[2].startswith("model/stem=strided  [n=1, 1 failed]")
 
 
 def test_missing_trials_file_names_the_folder(tmp_path):

@@ -69,6 +69,7 @@ def test_plain_multirun_runs_every_job_and_lists_it(tmp_path, capsys):
         main(["sweep-summary", str(sweep_dir), "--metric=test/acc", "--ignore=model.optimizer.lr"])
         == 0
     )
-    (line,) = capsys.readouterr().out.strip().splitlines()
-    assert "[n=1, 1 failed]" in line and "lr=" not in line
+    shared, line = capsys.readouterr().out.strip().splitlines()
+    assert shared.startswith("all jobs: ") and "lr=" not in shared + line
+    assert line.startswith("(no overrides)  [n=1, 1 failed]")
     assert f"test/acc {final['test/acc']:.4f}" in line

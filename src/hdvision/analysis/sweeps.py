@@ -61,12 +61,13 @@ def summarize_trials(
 
 
 def format_summary(summary: Sequence[dict[str, Any]], metrics: Sequence[str]) -> str:
-    lines = []
-    for entry in summary:
-        cells = [f"{name} {entry[name][0]:.4f} ± {entry[name][1]:.4f}" for name in metrics]
+    """One line per group, naming only the overrides that differ between groups."""
+    tokens = [entry["overrides"].split() for entry in summary]
+    shared = set.intersection(*map(set, tokens)) if tokens else set()
+    lines = [f"all jobs: {' '.join(t for t in tokens[0] if t in shared)}"] if shared else []
+    for entry, own in zip(summary, tokens, strict=True):
+        name = " ".join(t for t in own if t not in shared) or "(no overrides)"
+        cells = [f"{metric} {entry[metric][0]:.4f} ± {entry[metric][1]:.4f}" for metric in metrics]
         failed = f", {entry['failed']} failed" if entry["failed"] else ""
-        lines.append(
-            f"{entry['overrides'] or '(no overrides)'}  [n={entry['n']}{failed}]  "
-            + "  ".join(cells)
-        )
+        lines.append(f"{name}  [n={entry['n']}{failed}]  " + "  ".join(cells))
     return "\n".join(lines)
