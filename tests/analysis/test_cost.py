@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import torch
 from torch import nn
 
@@ -40,7 +43,7 @@ def test_report_splits_stem_and_backbone_for_a_tiny_model():
 
 
 def test_step_timer_trains_but_leaves_the_model_as_it_was():
-    from hdvision.analysis.cost import train_step_ms_per_image
+    from hdvision.analysis.cost import measure_train_step
     from hdvision.models.module import HDClassifier
 
     model = HDClassifier(
@@ -51,9 +54,41 @@ def test_step_timer_trains_but_leaves_the_model_as_it_was():
     )
     model.eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    ms = train_step_ms_per_image(model, (32, 48), batch_size=2, steps=2)
-    assert ms > 0
+    step = measure_train_step(model, (32, 48), batch_size=2, steps=2)
+    assert step["ms_per_image"] > 0 and step["peak_mb_per_image"] >= 0
     assert not model.training
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(p.grad is None for p in model.parameters())
+
+
+PEAK_SCRIPT = """
+import torch
+import torch.nn.functional as F
+from torch import nn
+from hdvision.analysis.cost import measure_train_step
+
+class Net(nn.Module):
+    # Cheap element-wise ops that keep two 3 x 2048^2 float32 tensors (2 x 48 MB) for backward.
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1, 3, 1, 1))
+        self.head = nn.Linear(3, 2)
+
+    def prepare_input(self, images):
+        return images.float()
+
+    def forward(self, x):
+        x = torch.sigmoid(F.interpolate(x, scale_factor=4.0) * self.scale)
+        return self.head(x.mean((2, 3)))
+
+print(measure_train_step(Net(), (512, 512), batch_size=2, steps=1)["peak_mb_per_image"])
+"""
+
+
+def test_step_peak_memory_sees_the_activations_of_a_fresh_process():
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_SCRIPT], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.strip()) > 75

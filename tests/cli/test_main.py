@@ -1,5 +1,7 @@
 """The `hdvision` console script."""
 
+import re
+
 import pytest
 
 from hdvision.cli.main import main
@@ -51,10 +53,14 @@ def test_cost_prints_stem_and_backbone(tmp_path, capsys, monkeypatch):
             "data.hd_digits.canvas=[64,96]",
             "data.aug_scale=1.0",
             "model.backbone_input=[16,24]",
+            "--time-steps=1",
+            "--batch-size=2",
         ]
     )
     out = capsys.readouterr().out
     assert code == 0 and "stem" in out and "backbone" in out and "GFLOPs" in out
+    step = r"train step: [0-9.]+ ms per image, peak memory \+\d+ MB per image \(batch 2"
+    assert re.search(step, out)
 
 
 def test_unknown_subcommand_exits_with_usage():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import resource
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -102,11 +103,20 @@ def model_cost_report(model: nn.Module, sample_size: Sequence[int]) -> dict[str,
     return cost_report(model.stem, model.backbone, stem_input_size(model, sample_size))
 
 
-def train_step_ms_per_image(
+def _peak_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    # CPU has no allocator peak counter: the process's peak resident set (Linux: KiB).
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def measure_train_step(
     model: nn.Module, input_size: Sequence[int], batch_size: int = 4, steps: int = 3
-) -> float:
-    """Measured wall time of one training step (prepare input, forward, cross-entropy, backward,
-    AdamW step) per image, after one untimed warm-up step; the model is left unchanged."""
+) -> dict[str, float]:
+    """Measured training step (prepare input, forward, cross-entropy, backward, AdamW step):
+    wall ms per image after one untimed warm-up step, and how far the step raised the peak
+    memory, per image (CPU: the process's peak RSS, so run it before anything bigger). The model
+    is left unchanged."""
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     was_training = model.training
     model.train()
@@ -115,6 +125,9 @@ def train_step_ms_per_image(
     device = next(model.parameters()).device
     images = torch.randint(0, 256, (batch_size, 3, *input_size), dtype=torch.uint8, device=device)
     labels = torch.zeros(batch_size, dtype=torch.long, device=device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    peak_before = _peak_memory_bytes(device)
     elapsed = 0.0
     for step in range(steps + 1):
         start = time.perf_counter()
@@ -126,11 +139,15 @@ def train_step_ms_per_image(
             torch.cuda.synchronize(device)
         if step > 0:  # the first step pays one-off allocation and kernel selection
             elapsed += time.perf_counter() - start
+    peak_rise = _peak_memory_bytes(device) - peak_before
     for p in params:
         p.grad = None
     model.load_state_dict(state)
     model.train(was_training)
-    return 1000 * elapsed / (steps * batch_size)
+    return {
+        "ms_per_image": 1000 * elapsed / (steps * batch_size),
+        "peak_mb_per_image": peak_rise / batch_size / 2**20,
+    }
 
 
 def log_cost_report(

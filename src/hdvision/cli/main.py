@@ -71,25 +71,30 @@ def check_data(overrides: list[str]) -> int:
 
 
 def cost(overrides: list[str], time_steps: int = 0, batch_size: int = 4) -> int:
+    import torch
     from hydra.utils import instantiate
 
     from hdvision.analysis.cost import (
         format_cost_report,
+        measure_train_step,
         model_cost_report,
         stem_input_size,
-        train_step_ms_per_image,
     )
 
     cfg = compose(overrides)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model, num_classes=datamodule.num_classes)
-    print(format_cost_report(model_cost_report(model, datamodule.sample_size)))
+    step = None
     if time_steps > 0:
+        # Before the report: its batch-2 forward passes would set the process's peak RSS first.
         size = stem_input_size(model, datamodule.sample_size)
-        ms = train_step_ms_per_image(model, size, batch_size, time_steps)
+        step = measure_train_step(model, size, batch_size, time_steps)
+    print(format_cost_report(model_cost_report(model, datamodule.sample_size)))
+    if step is not None:
         print(
-            f"train step: {ms:.1f} ms per image (batch {batch_size}, mean of {time_steps} steps "
-            f"after a warm-up, {torch_threads()} threads)"
+            f"train step: {step['ms_per_image']:.1f} ms per image, peak memory "
+            f"+{step['peak_mb_per_image']:.0f} MB per image (batch {batch_size}, mean of "
+            f"{time_steps} steps after a warm-up, {torch.get_num_threads()} threads)"
         )
     return 0
 
@@ -101,12 +106,6 @@ def sweep_summary(sweep: str, metrics: list[str] | None, ignore: list[str]) -> i
     metrics = metrics or [optimized]
     print(format_summary(summarize_trials(rows, metrics, ignore), metrics))
     return 0
-
-
-def torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 def main(argv: list[str] | None = None) -> int:
