@@ -111,3 +111,23 @@ def run_benchmark(
         f"{100 * result['fraction_of_floor']:.0f}% of the floor"
     )
     return result
+
+
+def time_loader(loader: DataLoader, batches: int, warmup: int = 1) -> dict:
+    """Images/s of ``batches`` batches after ``warmup`` (worker start-up timed separately)."""
+
+    def forever():
+        while True:
+            yield from loader
+
+    stream = forever()
+    start = time.perf_counter()
+    for _ in range(warmup):
+        next(stream)
+    startup = time.perf_counter() - start
+    images = 0
+    start = time.perf_counter()
+    for _ in range(batches):
+        images += len(next(stream)["label"])
+    seconds = time.perf_counter() - start
+    return {"images": images, "img_s": images / seconds, "startup_s": startup}

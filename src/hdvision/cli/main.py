@@ -1,4 +1,4 @@
-"""The `hdvision` console script: check-data, bench-data, cost, sweep-summary."""
+"""The `hdvision` console script: check-data, bench-data, bench-loader, cost, sweep-summary."""
 
 from __future__ import annotations
 
@@ -99,6 +99,28 @@ def cost(overrides: list[str], time_steps: int = 0, batch_size: int = 4) -> int:
     return 0
 
 
+def bench_loader(overrides: list[str], split: str, batches: int) -> int:
+    """Time the configured loader alone: is data or the model the bottleneck of a run?"""
+    from hydra.utils import instantiate
+
+    from hdvision.bench.data_pipeline import time_loader
+
+    cfg = compose(overrides)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup()
+    loader = getattr(datamodule, f"{split}_dataloader")()
+    result = time_loader(loader, batches)
+    size = datamodule.aug_size if split == "train" else datamodule.sample_size
+    print(
+        f"{split} loader: {result['img_s']:.1f} images/s ({1000 / result['img_s']:.1f} ms per "
+        f"image) over {result['images']} images; decode/augment at {size[0]}x{size[1]}, batches "
+        f"at {datamodule.sample_size[0]}x{datamodule.sample_size[1]}, "
+        f"{datamodule.num_workers} workers, start-up {result['startup_s']:.1f} s"
+    )
+    return 0
+
+
 def sweep_summary(sweep: str, metrics: list[str] | None, ignore: list[str]) -> int:
     from hdvision.analysis.sweeps import format_summary, read_trials, summarize_trials
 
@@ -120,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(
             "overrides", nargs="*", help="Hydra overrides, e.g. data=folder data.root=DIR"
         )
+    loader = parsers["bench-loader"] = sub.add_parser(
+        "bench-loader", help="images/s of the configured train/val/test loader alone"
+    )
+    loader.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment=effnet_hd")
+    loader.add_argument("--split", choices=("train", "val", "test"), default="train")
+    loader.add_argument("--batches", type=int, default=50, help="batches timed after the first")
     parsers["cost"].add_argument(
         "--time-steps", type=int, default=0, help="also time this many training steps"
     )
@@ -144,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         return sweep_summary(args.sweep, args.metric, args.ignore or ["seed"])
     if args.command == "check-data":
         return check_data(args.overrides)
+    if args.command == "bench-loader":
+        return bench_loader(args.overrides, args.split, args.batches)
     if args.command == "cost":
         return cost(args.overrides, args.time_steps, args.batch_size)
     from hdvision.bench.data_pipeline import run_benchmark
