@@ -6,7 +6,10 @@ def test_benchmark_runs_on_generated_jpegs_and_prints_numbers(capsys):
     result = run_benchmark(None, (96, 160), aug_scale=0.25, workers=0, limit=6)
     assert result["naive_img_s"] > 0 and result["hdvision_img_s"] > 0
     assert result["speedup"] == result["hdvision_img_s"] / result["naive_img_s"]
-    assert "speed-up" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "speed-up" in out and "GaussNoise" in out
+    assert set(result["transform_ms"]) == {"HorizontalFlip", "Affine", "ColorJitter", "GaussNoise"}
+    assert all(len(ms) == 2 and min(ms) > 0 for ms in result["transform_ms"].values())
 
 
 def test_cli_benchmark_on_a_folder_writes_json(tmp_path):

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from hdvision.data.augment import build_augmentations
 from hdvision.data.datamodule import scaled_size
 from hdvision.data.dataset import ImageDataset, collate_samples
+from hdvision.data.decode import decode_image
 
 # The transforms both pipelines run; the naive one runs them at full resolution.
 BENCH_AUGMENTATIONS = {
@@ -54,6 +55,28 @@ def hdvision_dataset(paths: Sequence[Path], out: tuple[int, int], augment: bool)
     """hdvision's own dataset: reduced-scale decode, then the transforms at ``out`` (or none)."""
     transform = build_augmentations(BENCH_AUGMENTATIONS if augment else None, out, train=augment)
     return ImageDataset([(str(p), 0) for p in paths], out, transform, reduced_decode=True)
+
+
+def transform_ms(
+    path: Path, sizes: Sequence[tuple[int, int]], repeats: int = 10
+) -> dict[str, list[float]]:
+    """Milliseconds per call of each benchmark transform alone, at each size (one thread)."""
+    images = [decode_image(path, size, reduced=False) for size in sizes]
+    result = {}
+    cv2_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # per core, like a loader worker
+    for name, spec in BENCH_AUGMENTATIONS.items():
+        times = []
+        for image in images:
+            transform = build_augmentations({name: spec}, image.shape[:2], train=True)
+            transform(image=image)
+            start = time.perf_counter()
+            for _ in range(repeats):
+                transform(image=image)
+            times.append(1000 * (time.perf_counter() - start) / repeats)
+        result[name] = times
+    cv2.setNumThreads(cv2_threads)
+    return result
 
 
 def images_per_second(dataset: Dataset, workers: int, batch_size: int = 8) -> float:
@@ -94,6 +117,7 @@ def run_benchmark(
                     hdvision_dataset(paths, out, False), workers
                 ),
             }
+            result["transform_ms"] = transform_ms(paths[0], [out, size])
         finally:
             torch.set_num_threads(threads)
     result["speedup"] = result["hdvision_img_s"] / result["naive_img_s"]
@@ -110,6 +134,9 @@ def run_benchmark(
         f"  speed-up {result['speedup']:.1f}x, "
         f"{100 * result['fraction_of_floor']:.0f}% of the floor"
     )
+    print(f"  each transform alone, ms per image at {out[0]}x{out[1]} / {size[0]}x{size[1]}:")
+    for name, (low, full) in result["transform_ms"].items():
+        print(f"    {name:<16} {low:7.2f} / {full:7.2f}")
     return result
 
 
