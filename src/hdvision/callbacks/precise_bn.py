@@ -1,0 +1,82 @@
+"""Recompute BatchNorm statistics with the current weights before each validation ("precise BN").
+
+The running averages BatchNorm keeps during training mix statistics of many slightly different
+weights; on sparse HD-digit canvases, evaluation accuracy was very sensitive to this: the same
+final weights scored 68.7 % with their running statistics and 85.3 % with statistics recomputed
+over 61 training batches (README, "Precise BatchNorm"). Recomputing them before each validation
+makes validation metrics, the checkpoint chosen from them and the saved model agree.
+
+``torch.optim.swa_utils.update_bn`` does the same but resets every BatchNorm, including those a
+``BackboneFinetuning`` freeze stopped tracking (``track_running_stats=False``), which it would
+leave at mean 0 / variance 1; this loop skips them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import islice
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.trainer.states import TrainerFn
+from pytorch_lightning.utilities import rank_zero_warn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+def _inputs(pl_module: pl.LightningModule, loader: Any, num_batches: int) -> Iterator[Any]:
+    for batch in islice(loader, num_batches):
+        batch = pl_module.transfer_batch_to_device(batch, pl_module.device, 0)
+        batch = pl_module.on_after_batch_transfer(batch, 0)
+        yield batch["image"] if isinstance(batch, dict) else batch[0]
+
+
+@torch.no_grad()
+def recompute_batchnorm_stats(model: torch.nn.Module, inputs: Any) -> int:
+    """Reset the running statistics of every tracking BatchNorm of ``model`` and average them
+    (cumulatively, not exponentially) over forward passes of ``inputs``; returns how many batches.
+    Other modules stay in their current mode (dropout off, frozen BatchNorms untouched)."""
+    layers = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    if not layers:
+        return 0
+    state = {m: (m.momentum, m.training) for m in layers}
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+        m.train()
+    count = 0
+    try:
+        for x in inputs:
+            model(x)
+            count += 1
+    finally:
+        for m, (momentum, training) in state.items():
+            m.momentum = momentum
+            m.train(training)
+    return count
+
+
+class PreciseBatchNorm(pl.Callback):
+    """Before each validation of a fit, recompute BatchNorm statistics over ``num_batches``
+    training batches (from ``trainer.datamodule.train_dataloader()``); averaged across ranks."""
+
+    def __init__(self, num_batches: int = 50) -> None:
+        if num_batches < 1:
+            raise ValueError(f"callbacks.precise_bn.num_batches must be >= 1, got {num_batches}")
+        self.num_batches = num_batches
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+            return
+        if trainer.datamodule is None:
+            rank_zero_warn("PreciseBatchNorm needs a LightningDataModule; statistics not updated")
+            return
+        loader = trainer.datamodule.train_dataloader()
+        # Validation runs under inference mode; updated buffers must stay ordinary tensors.
+        with torch.inference_mode(False):
+            recompute_batchnorm_stats(pl_module, _inputs(pl_module, loader, self.num_batches))
+            for m in pl_module.modules():
+                if isinstance(m, _BatchNorm) and m.track_running_stats:
+                    for buf in (m.running_mean, m.running_var):
+                        buf.copy_(trainer.strategy.reduce(buf.clone(), reduce_op="mean"))
+        del loader  # shuts its workers down
