@@ -30,6 +30,24 @@ def test_train_then_eval_of_the_saved_checkpoint_gives_the_same_metric(tmp_path)
     assert eval_metrics["test/loss"] == pytest.approx(metrics["test/loss"], rel=1e-5)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("precise_in_training", [True, False])
+def test_eval_can_recompute_batchnorm_statistics(tmp_path, precise_in_training):
+    # No augmentation: training's callback and eval see the same 3 batches.
+    no_aug = "data.augmentations=null"
+    callback = "callbacks.precise_bn.num_batches=3"
+    if not precise_in_training:
+        callback = "callbacks.precise_bn=null"
+    _, objects = train(compose("train", [*TINY, no_aug, callback], tmp_path / "t"))
+    ckpt = f"ckpt_path={objects['trainer'].checkpoint_callback.best_model_path}"
+    plain, _ = evaluate(compose("eval", [*TINY[:-2], no_aug, ckpt], tmp_path / "e1"))
+    precise_bn = [*TINY[:-2], no_aug, ckpt, "precise_bn_batches=3"]
+    precise, _ = evaluate(compose("eval", precise_bn, tmp_path / "e2"))
+    same = precise["test/loss"] == pytest.approx(plain["test/loss"], rel=1e-5)
+    # Saved with the callback, the statistics already are those of the weights.
+    assert same is precise_in_training
+
+
 def test_missing_data_directory_is_a_clear_error(tmp_path):
     cfg = compose("train", TINY_FOLDER + ["data=folder", f"data.root={tmp_path}/nowhere"], tmp_path)
     with pytest.raises(DataSourceError, match="nowhere does not exist"):

@@ -24,7 +24,8 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
-def _inputs(pl_module: pl.LightningModule, loader: Any, num_batches: int) -> Iterator[Any]:
+def model_inputs(pl_module: pl.LightningModule, loader: Any, num_batches: int) -> Iterator[Any]:
+    """The first ``num_batches`` inputs of ``loader`` as ``pl_module`` receives them."""
     for batch in islice(loader, num_batches):
         batch = pl_module.transfer_batch_to_device(batch, pl_module.device, 0)
         batch = pl_module.on_after_batch_transfer(batch, 0)
@@ -60,7 +61,7 @@ class PreciseBatchNorm(pl.Callback):
     """Before each validation of a fit, recompute BatchNorm statistics over ``num_batches``
     training batches (from ``trainer.datamodule.train_dataloader()``); averaged across ranks."""
 
-    def __init__(self, num_batches: int = 50) -> None:
+    def __init__(self, num_batches: int = 25) -> None:
         if num_batches < 1:
             raise ValueError(f"callbacks.precise_bn.num_batches must be >= 1, got {num_batches}")
         self.num_batches = num_batches
@@ -74,7 +75,7 @@ class PreciseBatchNorm(pl.Callback):
         loader = trainer.datamodule.train_dataloader()
         # Validation runs under inference mode; updated buffers must stay ordinary tensors.
         with torch.inference_mode(False):
-            recompute_batchnorm_stats(pl_module, _inputs(pl_module, loader, self.num_batches))
+            recompute_batchnorm_stats(pl_module, model_inputs(pl_module, loader, self.num_batches))
             for m in pl_module.modules():
                 if isinstance(m, _BatchNorm) and m.track_running_stats:
                     for buf in (m.running_mean, m.running_var):

@@ -6,8 +6,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
+from hdvision.callbacks.precise_bn import model_inputs, recompute_batchnorm_stats
 from hdvision.cli.runtime import print_config_tree
 from hdvision.cli.train import build
 
@@ -23,9 +25,22 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     objects = build(cfg)
     for logger in objects["loggers"]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    objects["trainer"].test(
-        objects["model"], datamodule=objects["datamodule"], ckpt_path=str(ckpt), weights_only=True
-    )
+    model, datamodule = objects["model"], objects["datamodule"]
+    num_batches = cfg.get("precise_bn_batches") or 0
+    if num_batches > 0:
+        # For checkpoints saved without the PreciseBatchNorm callback (or to try more batches).
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+        model.load_state_dict(state)
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        inputs = model_inputs(model.eval(), datamodule.train_dataloader(), num_batches)
+        count = recompute_batchnorm_stats(model, inputs)
+        log.info("BatchNorm statistics recomputed over %d training batches", count)
+        objects["trainer"].test(model, datamodule=datamodule)
+    else:
+        objects["trainer"].test(
+            model, datamodule=datamodule, ckpt_path=str(ckpt), weights_only=True
+        )
     metrics = {k: float(v) for k, v in objects["trainer"].callback_metrics.items()}
     log.info("Test metrics: %s", {k: round(v, 4) for k, v in sorted(metrics.items())})
     return metrics, objects
