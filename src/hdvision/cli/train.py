@@ -18,6 +18,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.callbacks import WeightAveraging
 
 from hdvision.analysis.cost import log_cost_report, stem_input_size
 from hdvision.cli.runtime import find_last_checkpoint, instantiate_group, print_config_tree
@@ -87,6 +88,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
         if best is None:
             log.warning("No best checkpoint found; testing the current weights")
+        # After a fit, WeightAveraging (ema) would reload the checkpoint's raw weights over its
+        # averaged state_dict; test what the checkpoint (and eval.py) holds as the model.
+        trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, WeightAveraging)]
         trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=True)
         metrics.update(_metrics(trainer))
         log.info("Best checkpoint: %s", best)
