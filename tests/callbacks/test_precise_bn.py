@@ -61,5 +61,11 @@ def test_a_fit_saves_the_statistics_of_its_weights(tmp_path):
     assert _stats_gap_after_fit(tmp_path, ["callbacks.precise_bn.num_batches=3"]) < 1e-5
 
 
+def test_with_ema_the_statistics_are_those_of_the_averaged_weights(tmp_path):
+    ema = ["callbacks=[default,ema]", "callbacks.ema.update_starting_at_step=1"]
+    gap = _stats_gap_after_fit(tmp_path, [*ema, "callbacks.precise_bn.num_batches=3"])
+    assert gap < 1e-5
+
+
 def test_without_it_running_averages_lag_the_weights(tmp_path):
     assert _stats_gap_after_fit(tmp_path, ["callbacks.precise_bn=null"]) > 1e-3

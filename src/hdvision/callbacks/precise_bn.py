@@ -59,14 +59,28 @@ def recompute_batchnorm_stats(model: torch.nn.Module, inputs: Any) -> int:
 
 class PreciseBatchNorm(pl.Callback):
     """Before each validation of a fit, recompute BatchNorm statistics over ``num_batches``
-    training batches (from ``trainer.datamodule.train_dataloader()``); averaged across ranks."""
+    training batches (from ``trainer.datamodule.train_dataloader()``); averaged across ranks.
+
+    It runs at the first validation batch, after every ``on_validation_epoch_start``, so that with
+    ``EMAWeightAveraging`` (which swaps the averaged weights in there) the statistics are those of
+    the weights being validated and checkpointed.
+    """
 
     def __init__(self, num_batches: int = 25) -> None:
         if num_batches < 1:
             raise ValueError(f"callbacks.precise_bn.num_batches must be >= 1, got {num_batches}")
         self.num_batches = num_batches
 
-    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_validation_batch_start(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if batch_idx != 0 or dataloader_idx != 0:
+            return
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
             return
         if trainer.datamodule is None:
