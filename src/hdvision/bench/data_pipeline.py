@@ -65,17 +65,19 @@ def transform_ms(
     result = {}
     cv2_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)  # per core, like a loader worker
-    for name, spec in BENCH_AUGMENTATIONS.items():
-        times = []
-        for image in images:
-            transform = build_augmentations({name: spec}, image.shape[:2], train=True)
-            transform(image=image)
-            start = time.perf_counter()
-            for _ in range(repeats):
+    try:
+        for name, spec in BENCH_AUGMENTATIONS.items():
+            times = []
+            for image in images:
+                transform = build_augmentations({name: spec}, image.shape[:2], train=True)
                 transform(image=image)
-            times.append(1000 * (time.perf_counter() - start) / repeats)
-        result[name] = times
-    cv2.setNumThreads(cv2_threads)
+                start = time.perf_counter()
+                for _ in range(repeats):
+                    transform(image=image)
+                times.append(1000 * (time.perf_counter() - start) / repeats)
+            result[name] = times
+    finally:
+        cv2.setNumThreads(cv2_threads)
     return result
 
 
