@@ -8,9 +8,15 @@ from hdvision.cli.main import main
 from tests.conftest import write_image
 
 
-def _check_data(root):
+def _write_folder(root, classes, count):
+    for cls in classes:
+        for i in range(count):
+            write_image(root / cls / f"{i}.jpg", seed=i)
+
+
+def _on_folder(command, root):
     return [
-        "check-data",
+        command,
         "data=folder",
         f"data.root={root}",
         "data.val_fraction=0",
@@ -21,12 +27,10 @@ def _check_data(root):
 def test_check_data_prints_a_summary_and_flags_bad_files(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HDVISION_ROOT", str(tmp_path))
     root = tmp_path / "images"
-    for cls in ("cat", "dog"):
-        for i in range(3):
-            write_image(root / cls / f"{i}.jpg", seed=i)
+    _write_folder(root, ("cat", "dog"), 3)
     write_image(root / "dog" / "gray.png", mode="L", fmt="PNG")
     (root / "cat" / "broken.jpg").write_bytes(b"\xff\xd8 not really")
-    code = main(_check_data(root))
+    code = main(_on_folder("check-data", root))
     out = capsys.readouterr().out
     assert code == 1
     assert "[train] 8 images" in out and "'cat': 4" in out and "'dog': 4" in out
@@ -37,9 +41,8 @@ def test_check_data_prints_a_summary_and_flags_bad_files(tmp_path, capsys, monke
 def test_check_data_on_a_clean_data_set_exits_0(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HDVISION_ROOT", str(tmp_path))
     root = tmp_path / "images"
-    for cls in ("a", "b"):
-        write_image(root / cls / "0.jpg")
-    code = main(_check_data(root))
+    _write_folder(root, ("a", "b"), 1)
+    code = main(_on_folder("check-data", root))
     assert code == 0 and "bad files: 0" in capsys.readouterr().out
 
 
@@ -71,16 +74,10 @@ def test_unknown_subcommand_exits_with_usage():
 def test_bench_loader_times_the_configured_train_loader(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HDVISION_ROOT", str(tmp_path))
     root = tmp_path / "images"
-    for cls in ("a", "b"):
-        for i in range(3):
-            write_image(root / cls / f"{i}.jpg", seed=i)
+    _write_folder(root, ("a", "b"), 3)
     code = main(
         [
-            "bench-loader",
-            "data=folder",
-            f"data.root={root}",
-            "data.val_fraction=0",
-            "data.test_fraction=0",
+            *_on_folder("bench-loader", root),
             "data.image_size=[48,64]",
             "data.aug_scale=0.5",
             "data.batch_size=2",

@@ -8,6 +8,7 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -35,17 +36,23 @@ def compose(overrides: list[str], config_name: str = "train") -> DictConfig:
     return compose_outside_hydra_main(conf, config_name, overrides)
 
 
+def set_up_datamodule(overrides: list[str]) -> Any:
+    """The configured datamodule, its data prepared and every split set up."""
+    from hydra.utils import instantiate
+
+    datamodule = instantiate(compose(overrides).data)
+    datamodule.prepare_data()
+    datamodule.setup()
+    return datamodule
+
+
 def check_data(overrides: list[str]) -> int:
     """Scan every split of the configured data set without training; exit 1 on bad files."""
-    from hydra.utils import instantiate
     from PIL import Image
 
     from hdvision.data.decode import BadImageError, decode_image
 
-    cfg = compose(overrides + ["data.on_bad_image=skip"])
-    datamodule = instantiate(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup()
+    datamodule = set_up_datamodule(overrides + ["data.on_bad_image=skip"])
     bad: list[str] = []
     for split, dataset in datamodule.datasets.items():
         per_class: Counter = Counter()
@@ -101,14 +108,9 @@ def cost(overrides: list[str], time_steps: int = 0, batch_size: int = 4) -> int:
 
 def bench_loader(overrides: list[str], split: str, batches: int) -> int:
     """Time the configured loader alone: is data or the model the bottleneck of a run?"""
-    from hydra.utils import instantiate
-
     from hdvision.bench.data_pipeline import time_loader
 
-    cfg = compose(overrides)
-    datamodule = instantiate(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup()
+    datamodule = set_up_datamodule(overrides)
     loader = getattr(datamodule, f"{split}_dataloader")()
     result = time_loader(loader, batches)
     size = datamodule.aug_size if split == "train" else datamodule.sample_size
