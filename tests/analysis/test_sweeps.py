@@ -47,6 +47,20 @@ def test_sweep_summary_command_prints_each_group(tmp_path, capsys):
     assert out[2].startswith("model/stem=strided  [n=1, 1 failed]")
 
 
+def test_summary_pools_several_sweeps_whatever_the_override_order(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _write_trials(tmp_path / "a" / "trials.csv", ROWS[:1])
+    later = [("ok", "seed=3 trainer.max_epochs=2 model/stem=resize", {"val/acc": 0.9})]
+    _write_trials(tmp_path / "b" / "trials.csv", later)
+    assert main(["sweep-summary", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "all jobs: model/stem=resize trainer.max_epochs=2",
+        "(no overrides)  [n=2]  val/acc 0.7000 ± 0.2828",
+    ]
+
+
 def test_missing_trials_file_names_the_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         read_trials(tmp_path)

@@ -1,4 +1,4 @@
-"""Mean ± std of a multirun's metrics over seeds, from its ``trials.csv``."""
+"""Mean ± std of multiruns' metrics over seeds, from their ``trials.csv`` files."""
 
 from __future__ import annotations
 
@@ -30,9 +30,19 @@ def read_trials(path: str | Path) -> tuple[str, list[dict[str, Any]]]:
     return optimized, rows
 
 
+def read_sweeps(paths: Sequence[str | Path]) -> tuple[str, list[dict[str, Any]]]:
+    """:func:`read_trials` of several sweeps (e.g. more seeds run later), rows pooled; the
+    optimized metric is the first sweep's."""
+    if not paths:
+        raise ValueError("no sweep folders given")
+    results = [read_trials(path) for path in paths]
+    return results[0][0], [row for _, rows in results for row in rows]
+
+
 def _without(overrides: str, ignore: Iterable[str]) -> str:
+    # Sorted: `seed=1,2 experiment=a,b` and `experiment=a seed=3` are the same group.
     keys = tuple(f"{k}=" for k in ignore)
-    return " ".join(o for o in overrides.split() if not o.lstrip("+~").startswith(keys))
+    return " ".join(sorted(o for o in overrides.split() if not o.lstrip("+~").startswith(keys)))
 
 
 def summarize_trials(

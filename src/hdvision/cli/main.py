@@ -123,10 +123,10 @@ def bench_loader(overrides: list[str], split: str, batches: int) -> int:
     return 0
 
 
-def sweep_summary(sweep: str, metrics: list[str] | None, ignore: list[str]) -> int:
-    from hdvision.analysis.sweeps import format_summary, read_trials, summarize_trials
+def sweep_summary(sweeps: list[str], metrics: list[str] | None, ignore: list[str]) -> int:
+    from hdvision.analysis.sweeps import format_summary, read_sweeps, summarize_trials
 
-    optimized, rows = read_trials(sweep)
+    optimized, rows = read_sweeps(sweeps)
     metrics = metrics or [optimized]
     print(format_summary(summarize_trials(rows, metrics, ignore), metrics))
     return 0
@@ -161,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--workers", type=int, default=2)
     bench.add_argument("--limit", type=int, default=64, help="images per pipeline")
     bench.add_argument("--json", help="also write the numbers here")
-    summary = sub.add_parser("sweep-summary", help="mean ± std of a multirun's metrics over seeds")
-    summary.add_argument("sweep", help="a multirun folder (or its trials.csv)")
+    summary = sub.add_parser("sweep-summary", help="mean ± std of multiruns' metrics over seeds")
+    summary.add_argument(
+        "sweeps", nargs="+", help="multirun folders (or their trials.csv), jobs pooled"
+    )
     summary.add_argument(
         "--metric", action="append", help="metric to average (repeatable; default: optimized)"
     )
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.command == "sweep-summary":
-        return sweep_summary(args.sweep, args.metric, args.ignore or ["seed"])
+        return sweep_summary(args.sweeps, args.metric, args.ignore or ["seed"])
     if args.command == "check-data":
         return check_data(args.overrides)
     if args.command == "bench-loader":
