@@ -7,7 +7,8 @@ def test_benchmark_runs_on_generated_jpegs_and_prints_numbers(capsys):
     assert result["naive_img_s"] > 0 and result["hdvision_img_s"] > 0
     assert result["speedup"] == result["hdvision_img_s"] / result["naive_img_s"]
     out = capsys.readouterr().out
-    assert "speed-up" in out and "GaussNoise" in out
+    assert "speed-up" in out and "GaussNoise on the device" in out
+    assert result["hdvision_device_noise_img_s"] > 0 and result["device_noise_ms"] > 0
     assert set(result["transform_ms"]) == {"HorizontalFlip", "Affine", "ColorJitter", "GaussNoise"}
     assert all(len(ms) == 2 and min(ms) > 0 for ms in result["transform_ms"].values())
 

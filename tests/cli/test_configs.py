@@ -93,3 +93,17 @@ def test_stem_comparison_sweeps_every_stem_experiment_over_three_seeds(tmp_path)
     assert set(experiments) >= {e for e in EXPERIMENTS if e.startswith("stems_")} | {"effnet_hd"}
     assert len(params.seed.split(",")) >= 3
     assert cfg.hydra.sweeper._target_.endswith("BasicSweeper")
+
+
+def test_augmentations_are_added_removed_and_put_on_the_device_by_overrides(tmp_path):
+    overrides = [
+        "experiment=effnet_hd",
+        "model.backbone.weights=null",
+        "+data.augmentations.Blur={p: 0.2}",
+        "~data.augmentations.Affine",
+        "+model.device_augmentations.GaussNoise={p: 1.0}",
+    ] + [o for o in TINY if o.startswith("data.") or o.startswith("callbacks.")]
+    objects = build(compose("train", overrides, tmp_path))
+    assert objects["datamodule"].augmentations == {"Blur": {"p": 0.2}}
+    assert objects["model"].hparams.device_augmentations == {"GaussNoise": {"p": 1.0}}
+    assert len(objects["model"].device_augmentations) == 1

@@ -74,3 +74,25 @@ def test_stem_lr_scale_multiplies_the_stem_groups_only():
         in_stem = {id(p) in stem_params for p in group["params"]}
         assert len(in_stem) == 1
         assert group["lr"] == pytest.approx(0.1 if in_stem.pop() else 0.01)
+
+
+def test_device_augmentations_run_in_training_only_before_the_upsample():
+    module = _module(
+        device_augmentations={"GaussNoise": {"std_range": [0.2, 0.2], "p": 1.0}},
+        input_size=[32, 48],
+    )
+    assert module.hparams["device_augmentations"] == {
+        "GaussNoise": {"std_range": [0.2, 0.2], "p": 1.0}
+    }
+    images = torch.full((2, 3, 16, 24), 128, dtype=torch.uint8)
+    module.eval()
+    clean = module.prepare_input(images)
+    assert torch.equal(clean, module.prepare_input(images))
+    module.train()
+    noisy = module.prepare_input(images)
+    assert noisy.shape == clean.shape == (2, 3, 32, 48)
+    # Noise drawn at 16x24 and upsampled 2x: neighbouring output pixels share their source.
+    residual = (noisy - clean) * module.std / 255
+    assert 0.1 < float(residual.std()) < 0.2
+    left, right = residual[..., :-1].flatten(), residual[..., 1:].flatten()
+    assert float(torch.corrcoef(torch.stack([left, right]))[0, 1]) > 0.5

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -18,6 +19,7 @@ from hdvision.data.augment import build_augmentations
 from hdvision.data.datamodule import scaled_size
 from hdvision.data.dataset import ImageDataset, collate_samples
 from hdvision.data.decode import decode_image
+from hdvision.data.device_augment import build_device_augmentations
 
 # The transforms both pipelines run; the naive one runs them at full resolution.
 BENCH_AUGMENTATIONS = {
@@ -51,9 +53,11 @@ def naive_dataset(
     return ImageDataset([(str(p), 0) for p in paths], size, transform, reduced_decode=False)
 
 
-def hdvision_dataset(paths: Sequence[Path], out: tuple[int, int], augment: bool) -> ImageDataset:
-    """hdvision's own dataset: reduced-scale decode, then the transforms at ``out`` (or none)."""
-    transform = build_augmentations(BENCH_AUGMENTATIONS if augment else None, out, train=augment)
+def hdvision_dataset(
+    paths: Sequence[Path], out: tuple[int, int], augmentations: Mapping[str, Any] | None
+) -> ImageDataset:
+    """hdvision's own dataset: reduced-scale decode, then ``augmentations`` at ``out``."""
+    transform = build_augmentations(augmentations, out, train=bool(augmentations))
     return ImageDataset([(str(p), 0) for p in paths], out, transform, reduced_decode=True)
 
 
@@ -81,6 +85,17 @@ def transform_ms(
     return result
 
 
+def device_noise_ms(size: tuple[int, int], batch_size: int = 16, repeats: int = 10) -> float:
+    """Milliseconds per image of ``GaussNoise`` as a device augmentation, run here on the CPU."""
+    (noise,) = build_device_augmentations({"GaussNoise": BENCH_AUGMENTATIONS["GaussNoise"]})
+    batch = torch.full((batch_size, 3, *size), 128.0)
+    noise(batch)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        noise(batch)
+    return 1000 * (time.perf_counter() - start) / (repeats * batch_size)
+
+
 def images_per_second(dataset: Dataset, workers: int, batch_size: int = 8) -> float:
     loader = DataLoader(
         dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_samples
@@ -105,6 +120,7 @@ def run_benchmark(
             paths = make_test_jpegs(Path(tmp), min(limit, 32), size)
         paths = (paths * (limit // len(paths) + 1))[:limit]
         out = scaled_size(size, aug_scale)
+        host_without_noise = {k: v for k, v in BENCH_AUGMENTATIONS.items() if k != "GaussNoise"}
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # workers=0 measures one core, like each worker process
         try:
@@ -114,16 +130,27 @@ def run_benchmark(
                 "aug_scale": aug_scale,
                 "workers": workers,
                 "naive_img_s": images_per_second(naive_dataset(paths, size, out), workers),
-                "hdvision_img_s": images_per_second(hdvision_dataset(paths, out, True), workers),
+                "hdvision_img_s": images_per_second(
+                    hdvision_dataset(paths, out, BENCH_AUGMENTATIONS), workers
+                ),
+                # GaussNoise moved to the device (model.device_augmentations): workers do the rest.
+                "hdvision_device_noise_img_s": images_per_second(
+                    hdvision_dataset(paths, out, host_without_noise), workers
+                ),
                 "decode_floor_img_s": images_per_second(
-                    hdvision_dataset(paths, out, False), workers
+                    hdvision_dataset(paths, out, None), workers
                 ),
             }
             result["transform_ms"] = transform_ms(paths[0], [out, size])
+            result["device_noise_ms"] = device_noise_ms(out)
         finally:
             torch.set_num_threads(threads)
     result["speedup"] = result["hdvision_img_s"] / result["naive_img_s"]
     result["fraction_of_floor"] = result["hdvision_img_s"] / result["decode_floor_img_s"]
+    result["device_noise_speedup"] = result["hdvision_device_noise_img_s"] / result["naive_img_s"]
+    result["device_noise_fraction_of_floor"] = (
+        result["hdvision_device_noise_img_s"] / result["decode_floor_img_s"]
+    )
     print(f"{len(paths)} images, {size[0]}x{size[1]} -> {out[0]}x{out[1]}, {workers} workers")
     print(f"  naive (full decode + full-res aug + resize): {result['naive_img_s']:8.1f} img/s")
     print(
@@ -135,6 +162,13 @@ def run_benchmark(
     print(
         f"  speed-up {result['speedup']:.1f}x, "
         f"{100 * result['fraction_of_floor']:.0f}% of the floor"
+    )
+    print(
+        f"  hdvision, GaussNoise on the device:           "
+        f"{result['hdvision_device_noise_img_s']:8.1f} img/s in the workers "
+        f"({result['device_noise_speedup']:.1f}x, "
+        f"{100 * result['device_noise_fraction_of_floor']:.0f}% of the floor), "
+        f"+ {result['device_noise_ms']:.2f} ms/image for the noise on this CPU"
     )
     print(f"  each transform alone, ms per image at {out[0]}x{out[1]} / {size[0]}x{size[1]}:")
     for name, (low, full) in result["transform_ms"].items():

@@ -19,6 +19,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from hdvision.data.device_augment import build_device_augmentations
 from hdvision.models.backbone import create_backbone, normalization
 from hdvision.models.schedules import linear_warmup
 from hdvision.models.stems import create_stem
@@ -62,6 +63,7 @@ class HDClassifier(pl.LightningModule):
         stem_lr_scale: float = 1.0,
         channels_last: bool = False,
         compile: bool = False,
+        device_augmentations: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -76,6 +78,7 @@ class HDClassifier(pl.LightningModule):
                     "stem_lr_scale": stem_lr_scale,
                     "channels_last": channels_last,
                     "compile": compile,
+                    "device_augmentations": device_augmentations,
                 }
             )
         )
@@ -85,6 +88,7 @@ class HDClassifier(pl.LightningModule):
         mean, std = normalization(self.backbone)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255, persistent=False)
+        self.device_augmentations = build_device_augmentations(device_augmentations)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.train_metrics = _metrics(num_classes, "train/")
@@ -96,8 +100,12 @@ class HDClassifier(pl.LightningModule):
 
     # -- inputs ------------------------------------------------------------------------------
     def prepare_input(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, 3, H, W) → normalised float at ``input_size``, on the current device."""
+        """uint8 (B, 3, H, W) → normalised float at ``input_size``, on the current device;
+        in training mode, ``device_augmentations`` first, at the batch's own resolution."""
         x = images.float()
+        if self.training:
+            for transform in self.device_augmentations:
+                x = transform(x)
         size = self.hparams.input_size
         if size is not None and tuple(x.shape[-2:]) != tuple(size):
             x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
