@@ -2,8 +2,8 @@
 
 Per-pixel noise is the dearest host transform at the augmentation resolution (Albumentations'
 GaussNoise was half of the workers' augmentation time here, README "Tools"); on an accelerator it
-is a few microseconds per image. Each transform keeps the semantics of its Albumentations
-namesake, so moving it is a config change:
+should be nearly free (not measured: no GPU here; on a CPU it costs what it cost the workers).
+Each transform keeps the semantics of its Albumentations namesake, so moving it is a config change:
 ``~data.augmentations.GaussNoise '+model.device_augmentations.GaussNoise={p: 1.0}'``.
 """
 
