@@ -10,6 +10,7 @@ Each transform keeps the semantics of its Albumentations namesake, so moving it 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -65,5 +66,5 @@ def build_device_augmentations(specs: Mapping[str, Any] | None) -> list[DeviceTr
                 fn(torch.zeros(1, 3, 2, 2), **kwargs)
         except TypeError as error:
             raise ValueError(f"model.device_augmentations.{name}: {error}") from None
-        transforms.append(lambda x, fn=fn, kwargs=kwargs: fn(x, **kwargs))
+        transforms.append(partial(fn, **kwargs))
     return transforms
