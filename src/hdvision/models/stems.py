@@ -108,7 +108,7 @@ class SpaceToDepthStem(nn.Module):
     """
 
     def __init__(
-        self, out_size: Sequence[int], factor: int = 4, width: int = 16, depth: int = 2
+        self, out_size: Sequence[int], factor: int = 4, width: int = 16, depth: int = 4
     ) -> None:
         super().__init__()
         self.out_size = tuple(out_size)
