@@ -41,7 +41,10 @@ def _metrics(num_classes: int, prefix: str) -> MetricCollection:
     }
     if num_classes > 5:
         metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
-    return MetricCollection(metrics, prefix=prefix)
+    # No compute groups: torchmetrics merges metrics whose states happen to match after the
+    # first update (top-5 accuracy and macro F1 after an all-correct first batch), and the merged
+    # F1 then reads top-5 states (torchmetrics issues #2596, #2916).
+    return MetricCollection(metrics, prefix=prefix, compute_groups=False)
 
 
 class HDClassifier(pl.LightningModule):
