@@ -4,7 +4,7 @@ import torch
 from hdvision.models.stems import STEMS, create_stem
 
 SIZES = [(1080, 1920), (1079, 1917), (1920, 1080)]
-LEARNED = ["strided", "space_to_depth", "learned_resizer"]
+LEARNED = ["strided", "space_to_depth", "learned_resizer", "saliency_sampler"]
 
 
 @pytest.mark.parametrize("name", sorted(STEMS))

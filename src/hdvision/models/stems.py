@@ -179,3 +179,7 @@ class LearnedResizerStem(nn.Module):
         features = resize(self.head(small), self.out_size, "bilinear")
         features = self.merge(self.blocks(features)) + features
         return skip + self.tail(features)
+
+
+# Stems defined in other modules register themselves on import.
+from hdvision.models import zoom  # noqa: E402, F401

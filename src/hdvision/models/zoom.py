@@ -1,0 +1,91 @@
+"""A content-aware stem: learn where to look, then spend the backbone's pixels there.
+
+Separable "learning to zoom" (Recasens et al., ECCV 2018): a small net predicts a saliency map
+from a low-resolution view; along each axis, output pixels are spent in proportion to a uniform
+share plus the saliency marginal, so salient rows and columns are magnified and straight lines stay
+straight. The warped image, still at the input's resolution, goes through an inner stem (by default
+the space-to-depth stem) down to the backbone input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hdvision.models.stems import _zero_init, conv_bn_act, create_stem, register_stem, resize
+
+
+def inverse_cdf_coords(density: torch.Tensor, num: int) -> torch.Tensor:
+    """Where ``num`` evenly spaced output pixels sample from, so that they are spent in
+    proportion to ``density`` (B, M) over M equal source bins: (B, num) coordinates in [-1, 1]
+    (``grid_sample`` with ``align_corners=False``). Uniform density gives the identity.
+    """
+    b, m = density.shape
+    cdf = torch.cat([density.new_zeros(b, 1), density.cumsum(1)], 1)
+    cdf = cdf / cdf[:, -1:]
+    t = (torch.arange(num, device=density.device, dtype=density.dtype) + 0.5) / num
+    t = t.expand(b, num).contiguous()
+    # Piecewise-linear inverse: differentiable through the bin edges it interpolates between.
+    idx = torch.searchsorted(cdf.detach().contiguous(), t, right=True).clamp(1, m)
+    lo, hi = cdf.gather(1, idx - 1), cdf.gather(1, idx)
+    frac = ((t - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1)
+    return ((idx - 1).to(t.dtype) + frac) / m * 2 - 1
+
+
+@register_stem("saliency_sampler")
+class SaliencySamplerStem(nn.Module):
+    """Saliency-driven separable zoom, then ``inner`` (a stem spec ``{name: ..., **kwargs}``).
+
+    ``saliency_size`` is the low-resolution view the saliency net sees (default: ``out_size``);
+    ``zoom_share`` is the largest share of each axis's pixels that saliency can claim (the rest
+    stays uniform, so nothing is squeezed to zero width). The last saliency conv starts at zero:
+    the stem starts as its inner stem on the unwarped image.
+    """
+
+    def __init__(
+        self,
+        out_size: Sequence[int],
+        width: int = 16,
+        zoom_share: float = 0.5,
+        saliency_size: Sequence[int] | None = None,
+        inner: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= zoom_share < 1.0:
+            raise ValueError(f"zoom_share must be in [0, 1), got {zoom_share}")
+        self.out_size = tuple(out_size)
+        self.saliency_size = tuple(saliency_size or out_size)
+        self.zoom_share = zoom_share
+        self.saliency = nn.Sequential(
+            conv_bn_act(3, width, 3),
+            conv_bn_act(width, width, 3),
+            _zero_init(nn.Conv2d(width, 1, 1)),
+        )
+        inner = dict(inner or {"name": "space_to_depth"})
+        self.inner = create_stem(inner.pop("name"), out_size, **inner)
+
+    def saliency_map(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) at ``saliency_size``, summing to 1 per image."""
+        logits = self.saliency(resize(x, self.saliency_size)).flatten(1).float()
+        return logits.softmax(1).view(x.shape[0], *self.saliency_size)
+
+    def warp(self, x: torch.Tensor) -> torch.Tensor:
+        """The zoomed image, at the input's own size."""
+        saliency = self.saliency_map(x)
+        grids = []
+        for marginal, num in ((saliency.sum(1), x.shape[-1]), (saliency.sum(2), x.shape[-2])):
+            uniform = 1.0 / marginal.shape[1]
+            density = (1 - self.zoom_share) * uniform + self.zoom_share * marginal
+            grids.append(inverse_cdf_coords(density, num))
+        gx, gy = grids
+        grid = torch.stack(
+            torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1
+        ).to(x.dtype)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(self.warp(x))

@@ -1,0 +1,63 @@
+import pytest
+import torch
+
+from hdvision.models.stems import create_stem
+from hdvision.models.zoom import inverse_cdf_coords
+
+
+def test_uniform_density_samples_the_identity_grid():
+    coords = inverse_cdf_coords(torch.full((2, 7), 1 / 7), 10)
+    expected = (torch.arange(10) + 0.5) / 10 * 2 - 1
+    assert torch.allclose(coords, expected.expand(2, 10), atol=1e-6)
+
+
+def test_output_pixels_are_spent_in_proportion_to_density():
+    density = torch.tensor([[0.1, 0.6, 0.1, 0.1, 0.1]])
+    coords = inverse_cdf_coords(density, 100)
+    assert torch.all(coords[:, 1:] > coords[:, :-1]) and coords.abs().max() <= 1
+    in_bin = ((coords > -1 + 2 / 5) & (coords < -1 + 4 / 5)).sum().item()
+    assert in_bin == 60
+
+
+def test_starts_as_its_inner_stem_on_the_unwarped_image():
+    stem = create_stem("saliency_sampler", (12, 20), inner={"name": "strided"}).eval()
+    x = torch.randn(2, 3, 96, 160)
+    assert torch.allclose(stem.warp(x), x, atol=1e-4)
+    assert torch.allclose(stem(x), stem.inner(x), atol=1e-6)
+
+
+def _square(size=(48, 80), box=(20, 28, 30, 38)):
+    x = torch.zeros(1, 3, *size)
+    y0, y1, x0, x1 = box
+    x[..., y0:y1, x0:x1] = 1.0
+    return x
+
+
+def test_a_salient_region_is_magnified():
+    stem = create_stem("saliency_sampler", (12, 20), zoom_share=0.8).eval()
+    x = _square()
+    peaked = torch.zeros(1, 12, 20)
+    peaked[:, 5:7, 7:9] = 0.25  # saliency where the square is
+    stem.saliency_map = lambda _: peaked
+    warped = stem.warp(x)
+    assert warped.shape == x.shape
+    assert warped.mean() > 3 * x.mean()
+
+
+def test_the_zoom_is_learned_from_the_loss_gradient():
+    # Reward bright output pixels: only zooming in on the square earns it.
+    torch.manual_seed(0)
+    stem = create_stem("saliency_sampler", (12, 20), inner={"name": "resize"})
+    x = _square().repeat(4, 1, 1, 1)
+    optimizer = torch.optim.Adam(stem.parameters(), lr=0.05)
+    before = stem.warp(x).mean().item()
+    for _ in range(30):
+        optimizer.zero_grad()
+        (-stem(x).mean()).backward()
+        optimizer.step()
+    assert stem.eval().warp(x).mean().item() > 2 * before
+
+
+def test_zoom_share_out_of_range_is_an_error():
+    with pytest.raises(ValueError, match="zoom_share"):
+        create_stem("saliency_sampler", (12, 20), zoom_share=1.0)
