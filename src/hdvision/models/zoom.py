@@ -80,11 +80,11 @@ class SaliencySamplerStem(nn.Module):
         for marginal, num in ((saliency.sum(1), x.shape[-1]), (saliency.sum(2), x.shape[-2])):
             uniform = 1.0 / marginal.shape[1]
             density = (1 - self.zoom_share) * uniform + self.zoom_share * marginal
-            grids.append(inverse_cdf_coords(density, num))
+            # float64: a float32 cumsum over hundreds of bins drifts ~1e-4 px from the identity.
+            grids.append(inverse_cdf_coords(density.double(), num))
         gx, gy = grids
-        grid = torch.stack(
-            torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1
-        ).to(x.dtype)
+        grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1)
+        grid = grid.to(x.dtype)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
