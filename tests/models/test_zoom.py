@@ -20,7 +20,9 @@ def test_output_pixels_are_spent_in_proportion_to_density():
 
 
 def test_starts_as_its_inner_stem_on_the_unwarped_image():
-    stem = create_stem("saliency_sampler", (12, 20), inner={"name": "strided"}).eval()
+    stem = create_stem(
+        "saliency_sampler", (12, 20), inner={"name": "strided"}, detail_prior=False
+    ).eval()
     x = torch.randn(2, 3, 96, 160)
     assert torch.allclose(stem.warp(x), x, atol=1e-5)
     assert torch.allclose(stem(x), stem.inner(x), atol=1e-6)
@@ -34,7 +36,7 @@ def _square(size=(48, 80), box=(20, 28, 30, 38)):
 
 
 def test_a_salient_region_is_magnified():
-    stem = create_stem("saliency_sampler", (12, 20), zoom_share=0.8).eval()
+    stem = create_stem("saliency_sampler", (12, 20), zoom_share=0.8, detail_prior=False).eval()
     x = _square()
     peaked = torch.zeros(1, 12, 20)
     peaked[:, 5:7, 7:9] = 0.25  # saliency where the square is
@@ -47,7 +49,7 @@ def test_a_salient_region_is_magnified():
 def test_the_zoom_is_learned_from_the_loss_gradient():
     # Reward bright output pixels: only zooming in on the square earns it.
     torch.manual_seed(0)
-    stem = create_stem("saliency_sampler", (12, 20), inner={"name": "resize"})
+    stem = create_stem("saliency_sampler", (12, 20), inner={"name": "resize"}, detail_prior=False)
     x = _square().repeat(4, 1, 1, 1)
     optimizer = torch.optim.Adam(stem.parameters(), lr=0.05)
     before = stem.warp(x).mean().item()
@@ -56,6 +58,15 @@ def test_the_zoom_is_learned_from_the_loss_gradient():
         (-stem(x).mean()).backward()
         optimizer.step()
     assert stem.eval().warp(x).mean().item() > 2 * before
+
+
+def test_the_detail_prior_zooms_on_detail_and_leaves_a_flat_image_alone():
+    stem = create_stem("saliency_sampler", (12, 20)).eval()
+    x = _square()
+    x[..., 20:28, 28:38] = torch.rand(8, 10) > 0.5  # texture on a flat background
+    assert stem.warp(x).mean() > 3 * x.mean()
+    flat = torch.full((1, 3, 48, 80), 0.3)
+    assert torch.allclose(stem.warp(flat), flat, atol=1e-6)
 
 
 def test_zoom_share_out_of_range_is_an_error():
