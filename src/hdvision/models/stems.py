@@ -1,7 +1,8 @@
 """Stems: map a full-resolution batch (B, 3, H, W) to the backbone input size, as a 3-channel image.
 
 Every stem keeps a plain resize of the input as its skip path, so an ImageNet-pretrained backbone
-sees a sensible image from step 0 and the learned part only has to add what resizing loses.
+sees a sensible image from step 0 and the learned part only has to add what resizing loses. The
+saliency sampler (``hdvision.models.zoom``) zooms first and hands the result to one of these.
 """
 
 from __future__ import annotations
