@@ -49,7 +49,7 @@ def conv_bn_act(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> nn.Seq
     )
 
 
-def _zero_init(conv: nn.Conv2d) -> nn.Conv2d:
+def zero_init(conv: nn.Conv2d) -> nn.Conv2d:
     # The learned path starts at zero so the stem starts as its resize skip path.
     nn.init.zeros_(conv.weight)
     if conv.bias is not None:
@@ -94,7 +94,7 @@ class StridedConvStem(nn.Module):
             layers.append(conv_bn_act(cin, width, 3, stride=2))
             cin = width
         self.body = nn.Sequential(*layers)
-        self.head = _zero_init(nn.Conv2d(width, 3, 1))
+        self.head = zero_init(nn.Conv2d(width, 3, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return resize(x, self.out_size) + self.head(resize(self.body(x), self.out_size))
@@ -116,7 +116,7 @@ class SpaceToDepthStem(nn.Module):
         self.factor = factor
         layers = [conv_bn_act(3 * factor * factor, width, 1)]
         layers += [conv_bn_act(width, width, 3) for _ in range(depth)]
-        layers.append(_zero_init(nn.Conv2d(width, 3, 1)))
+        layers.append(zero_init(nn.Conv2d(width, 3, 1)))
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -172,7 +172,7 @@ class LearnedResizerStem(nn.Module):
         self.merge = nn.Sequential(
             nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)
         )
-        self.tail = _zero_init(nn.Conv2d(width, 3, 7, padding=3))
+        self.tail = zero_init(nn.Conv2d(width, 3, 7, padding=3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skip = resize(x, self.out_size, "bilinear")

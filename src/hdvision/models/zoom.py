@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hdvision.models.stems import _zero_init, conv_bn_act, create_stem, register_stem, resize
+from hdvision.models.stems import conv_bn_act, create_stem, register_stem, resize, zero_init
 
 
 def inverse_cdf_coords(density: torch.Tensor, num: int) -> torch.Tensor:
@@ -76,7 +76,7 @@ class SaliencySamplerStem(nn.Module):
         self.saliency = nn.Sequential(
             conv_bn_act(3, width, 3),
             conv_bn_act(width, width, 3),
-            _zero_init(nn.Conv2d(width, 1, 1)),
+            zero_init(nn.Conv2d(width, 1, 1)),
         )
         inner = dict(inner or {"name": "space_to_depth"})
         self.inner = create_stem(inner.pop("name"), out_size, **inner)
