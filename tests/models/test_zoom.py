@@ -72,3 +72,14 @@ def test_the_detail_prior_zooms_on_detail_and_leaves_a_flat_image_alone():
 def test_zoom_share_out_of_range_is_an_error():
     with pytest.raises(ValueError, match="zoom_share"):
         create_stem("saliency_sampler", (12, 20), zoom_share=1.0)
+
+
+def test_runs_under_bf16_autocast():
+    torch.manual_seed(0)
+    stem = create_stem("saliency_sampler", (12, 20)).eval()
+    x = _square().repeat(2, 1, 1, 1)
+    reference = stem(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = stem(x)
+    assert y.shape == reference.shape and torch.isfinite(y).all()
+    assert torch.allclose(y.float(), reference, atol=0.05)
