@@ -39,11 +39,10 @@ def inverse_cdf_coords(density: torch.Tensor, num: int) -> torch.Tensor:
     return ((idx - 1).to(t.dtype) + frac) / m * 2 - 1
 
 
-def detail_map(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """(B, h, w): per cell of an area downsampling of ``x`` to ``size``, the pixel variance it
+def detail_map(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """(B, h, w): per cell of ``mean`` (the area downsampling of ``x``), the pixel variance it
     averages away, summed over channels."""
-    mean = resize(x, size)
-    return (resize(x * x, size) - mean * mean).clamp_min(0).sum(1)
+    return (resize(x * x, mean.shape[-2:]) - mean * mean).clamp_min(0).sum(1)
 
 
 @register_stem("saliency_sampler")
@@ -83,9 +82,10 @@ class SaliencySamplerStem(nn.Module):
 
     def saliency_map(self, x: torch.Tensor) -> torch.Tensor:
         """(B, h, w) at ``saliency_size``, summing to 1 per image."""
-        logits = self.saliency(resize(x, self.saliency_size)).float()[:, 0]
+        small = resize(x, self.saliency_size)
+        logits = self.saliency(small).float()[:, 0]
         if self.prior_weight is not None:
-            detail = detail_map(x.float(), self.saliency_size)
+            detail = detail_map(x.float(), small.float())
             # A 1 % floor of the mean: flat regions keep a little saliency, a flat image none.
             floor = 0.01 * detail.mean((1, 2), keepdim=True) + 1e-12
             logits = logits + self.prior_weight * torch.log(detail + floor)
