@@ -68,7 +68,6 @@ class SaliencySamplerStem(nn.Module):
         super().__init__()
         if not 0.0 <= zoom_share < 1.0:
             raise ValueError(f"zoom_share must be in [0, 1), got {zoom_share}")
-        self.out_size = tuple(out_size)
         self.saliency_size = tuple(saliency_size or out_size)
         self.zoom_share = zoom_share
         self.prior_weight = nn.Parameter(torch.ones(())) if detail_prior else None
