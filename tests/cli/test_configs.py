@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
@@ -74,16 +75,52 @@ def test_optuna_search_composes_with_a_seeded_sampler(tmp_path):
     assert "model.optimizer.lr" in sweeper.params and cfg.optimized_metric == "val/acc"
 
 
+def _fake_run(root, name, steps=(("last.ckpt", 10),)):
+    folder = root / "train" / "runs" / name / "checkpoints"
+    folder.mkdir(parents=True)
+    for filename, step in steps:
+        torch.save({"global_step": step, "state_dict": {}}, folder / filename)
+    return folder
+
+
 def test_ckpt_path_last_finds_the_newest_run(tmp_path):
     from hdvision.cli.runtime import find_last_checkpoint
 
-    for name in ("2026-01-01_10-00-00-000001", "2026-01-01_10-00-00-000002"):
-        ckpt = tmp_path / "train" / "runs" / name / "checkpoints" / "last.ckpt"
-        ckpt.parent.mkdir(parents=True)
-        ckpt.write_bytes(b"x")
-    assert find_last_checkpoint(tmp_path, "train").parts[-3] == "2026-01-01_10-00-00-000002"
+    _fake_run(tmp_path, "2026-01-01_10-00-00-000001")
+    newest = _fake_run(tmp_path, "2026-01-01_10-00-00-000002")
+    assert find_last_checkpoint(tmp_path, "train") == newest / "last.ckpt"
     with pytest.raises(FileNotFoundError, match="no .*eval/runs"):
         find_last_checkpoint(tmp_path, "eval")
+
+
+def test_ckpt_path_last_refuses_a_newest_run_without_checkpoint(tmp_path):
+    from hdvision.cli.runtime import find_last_checkpoint
+
+    _fake_run(tmp_path, "2026-01-01_10-00-00-000001")
+    died = tmp_path / "train" / "runs" / "2026-01-01_10-00-00-000002"
+    died.mkdir()
+    with pytest.raises(FileNotFoundError, match="000002 has no checkpoints"):
+        find_last_checkpoint(tmp_path, "train")
+    # This run's own (new, empty) folder is not the run to continue.
+    assert find_last_checkpoint(tmp_path, "train", exclude=died).parts[-3].endswith("000001")
+
+
+def test_ckpt_path_last_takes_the_checkpoint_with_the_most_steps(tmp_path):
+    from hdvision.cli.runtime import find_last_checkpoint
+
+    # A copied run folder: Lightning versioned the new last checkpoint beside the stale one.
+    steps = (("last.ckpt", 10), ("last-v1.ckpt", 30), ("last-v2.ckpt", 20))
+    folder = _fake_run(tmp_path, "2026-01-01_10-00-00-000001", steps)
+    assert find_last_checkpoint(tmp_path, "train") == folder / "last-v1.ckpt"
+
+
+def test_an_explicit_ckpt_path_wins_over_resume(tmp_path):
+    from hdvision.cli.train import resolve_resume
+
+    _fake_run(tmp_path / "logs", "2026-01-01_10-00-00-000001")
+    explicit = str(tmp_path / "chosen.ckpt")
+    cfg = compose("train", [*TINY, "resume=true", f"ckpt_path={explicit}"], tmp_path)
+    assert resolve_resume(cfg) == explicit
 
 
 def test_stem_comparison_sweeps_every_stem_experiment_over_three_seeds(tmp_path):

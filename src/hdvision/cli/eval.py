@@ -6,12 +6,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from hdvision.callbacks.precise_bn import model_inputs, recompute_batchnorm_stats
 from hdvision.cli.runtime import print_config_tree
 from hdvision.cli.train import build
+from hdvision.models.checkpoint import check_config_matches, read_checkpoint
 
 log = logging.getLogger("hdvision")
 
@@ -20,17 +20,18 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     ckpt = Path(cfg.ckpt_path)
     if not ckpt.is_file():
         raise FileNotFoundError(f"ckpt_path={ckpt} does not exist; pass the .ckpt file to test")
+    checkpoint = read_checkpoint(ckpt)  # one clear line for an empty, truncated or foreign file
     if (cfg.get("extras") or {}).get("print_config"):
         print_config_tree(cfg, save_to=Path(cfg.paths.output_dir) / "config_tree.log")
     objects = build(cfg)
     for logger in objects["loggers"]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     model, datamodule = objects["model"], objects["datamodule"]
+    check_config_matches(ckpt, checkpoint, model.hparams)
     num_batches = cfg.get("precise_bn_batches") or 0
     if num_batches > 0:
         # For checkpoints saved without the PreciseBatchNorm callback (or to try more batches).
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
-        model.load_state_dict(state)
+        model.load_state_dict(checkpoint["state_dict"])
         datamodule.prepare_data()
         datamodule.setup("fit")
         inputs = model_inputs(model.eval(), datamodule.train_dataloader(), num_batches)

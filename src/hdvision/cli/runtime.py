@@ -59,14 +59,36 @@ def no_log_file_on_nonzero_ranks(argv: list[str]) -> None:
         argv.append(f"hydra.job_logging.handlers.file.filename={os.devnull}")
 
 
-def find_last_checkpoint(log_dir: str | Path, task_name: str) -> Path:
-    """``last.ckpt`` of the newest run of ``task_name`` (for ``ckpt_path=last``)."""
-    runs = sorted(Path(log_dir, task_name, "runs").glob("*/checkpoints/last.ckpt"))
+def find_last_checkpoint(
+    log_dir: str | Path, task_name: str, exclude: str | Path | None = None
+) -> Path:
+    """The newest checkpoint of the newest run of ``task_name`` (for ``ckpt_path=last``).
+
+    The newest run folder (other than ``exclude``, this run's own) is the one to continue: when it
+    has no checkpoint it died before its first one, and resuming an older run instead would
+    silently continue another config. Inside it, ``last*.ckpt`` files are ranked by the global
+    step they hold, so a stale ``last.ckpt`` beside a newer ``last-v1.ckpt`` is not taken.
+    """
+    from hdvision.models.checkpoint import read_checkpoint
+
+    runs_dir = Path(log_dir, task_name, "runs")
+    skip = Path(exclude).resolve() if exclude is not None else None
+    runs = sorted(
+        p
+        for p in (runs_dir.iterdir() if runs_dir.is_dir() else [])
+        if p.is_dir() and p.resolve() != skip
+    )
     if not runs:
+        raise FileNotFoundError(f"ckpt_path=last: no runs under {runs_dir} to resume from")
+    candidates = list((runs[-1] / "checkpoints").glob("last*.ckpt"))
+    if not candidates:
         raise FileNotFoundError(
-            f"ckpt_path=last: no {log_dir}/{task_name}/runs/*/checkpoints/last.ckpt to resume from"
+            f"ckpt_path=last: the newest run {runs[-1]} has no checkpoints/last*.ckpt (it stopped "
+            "before its first epoch ended); pass ckpt_path=<a .ckpt file> to continue another "
+            "run, or remove that folder"
         )
-    return runs[-1]
+    steps = {p: int(read_checkpoint(p).get("global_step", -1)) for p in candidates}
+    return max(candidates, key=lambda p: (steps[p], p.stat().st_mtime))
 
 
 def compose_outside_hydra_main(

@@ -22,6 +22,7 @@ from pytorch_lightning.callbacks import WeightAveraging
 
 from hdvision.analysis.cost import log_cost_report, stem_input_size
 from hdvision.cli.runtime import find_last_checkpoint, instantiate_group, print_config_tree
+from hdvision.models.checkpoint import check_config_matches, read_checkpoint
 
 log = logging.getLogger("hdvision")
 
@@ -31,7 +32,13 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("seed") is not None:  # `is not None`: seed 0 is a seed
         pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model, num_classes=datamodule.num_classes)
+    # The data's classes and decode settings go into the checkpoint, for inference without config.
+    model = instantiate(
+        cfg.model,
+        num_classes=datamodule.num_classes,
+        class_names=datamodule.class_names,
+        preprocessing=datamodule.preprocessing,
+    )
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -49,12 +56,15 @@ def _metrics(trainer: pl.Trainer) -> dict[str, float]:
 
 
 def resolve_resume(cfg: DictConfig) -> str | None:
-    """The checkpoint to resume from. ``ckpt_path=last`` / ``resume=true``: the newest run's
-    ``last.ckpt``, and that run's directory becomes this run's output directory."""
+    """The checkpoint to resume from: an explicit ``ckpt_path`` always wins; ``ckpt_path=last``
+    / ``resume=true``: the newest run's newest ``last*.ckpt``, and that run's directory becomes
+    this run's output directory."""
     ckpt_path = cfg.get("ckpt_path")
-    if not (cfg.get("resume") or ckpt_path == "last"):
+    if ckpt_path and ckpt_path != "last":
         return ckpt_path
-    ckpt = find_last_checkpoint(cfg.paths.log_dir, cfg.task_name)
+    if not (cfg.get("resume") or ckpt_path == "last"):
+        return None
+    ckpt = find_last_checkpoint(cfg.paths.log_dir, cfg.task_name, exclude=cfg.paths.output_dir)
     with open_dict(cfg):
         cfg.paths.output_dir = str(ckpt.parent.parent)
     log.info("Resuming %s from %s; outputs continue there", ckpt.parent.parent, ckpt.name)
@@ -81,8 +91,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if extras.get("cost_report") and is_rank_zero:
         log_cost_report(model, datamodule.sample_size, objects["loggers"], output_dir)
 
+    if ckpt_path is not None:
+        check_config_matches(ckpt_path, read_checkpoint(ckpt_path), model.hparams)
     if cfg.get("train", True):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = _metrics(trainer)
     if cfg.get("test"):
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None

@@ -120,6 +120,18 @@ class HDImageDataModule(pl.LightningDataModule):
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        """What inference must repeat to feed the model as evaluation did (plain data, saved in
+        checkpoints): decode at ``sample_size`` with ``fit``, pad/crop to it, uint8 batches."""
+        return {
+            "image_size": list(self.image_size),
+            "sample_size": list(self.sample_size),
+            "fit": self.fit,
+            "reduced_decode": self.reduced_decode,
+            "max_pixels": self.max_pixels,
+        }
+
     def _discover_classes(self) -> list[str]:
         if self.kind == "hd_digits":
             return [str(i) for i in range(10)]

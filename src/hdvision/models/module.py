@@ -20,7 +20,8 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from hdvision.data.device_augment import build_device_augmentations
-from hdvision.models.backbone import create_backbone, normalization
+from hdvision.models.backbone import create_backbone
+from hdvision.models.backbone import normalization as backbone_normalization
 from hdvision.models.schedules import linear_warmup
 from hdvision.models.stems import create_stem
 
@@ -67,8 +68,15 @@ class HDClassifier(pl.LightningModule):
         channels_last: bool = False,
         compile: bool = False,
         device_augmentations: Mapping[str, Any] | None = None,
+        class_names: Sequence[str] | None = None,
+        preprocessing: Mapping[str, Any] | None = None,
+        normalization: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
         super().__init__()
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(
+                f"{len(class_names)} class_names for num_classes={num_classes}: {class_names}"
+            )
         self.save_hyperparameters(
             to_plain(
                 {
@@ -82,13 +90,23 @@ class HDClassifier(pl.LightningModule):
                     "channels_last": channels_last,
                     "compile": compile,
                     "device_augmentations": device_augmentations,
+                    # Recorded for inference (hdvision.models.checkpoint): what the outputs
+                    # mean and how images were decoded for the model.
+                    "class_names": class_names,
+                    "preprocessing": preprocessing,
                 }
             )
         )
         stem_spec = dict(self.hparams.stem)
         self.stem = create_stem(stem_spec.pop("name"), self.hparams.backbone_input, **stem_spec)
         self.backbone = create_backbone(num_classes=num_classes, **self.hparams.backbone)
-        mean, std = normalization(self.backbone)
+        if normalization is None:
+            # timm's pretrained config decides; the checkpoint records it so inference never
+            # depends on a later timm's default.
+            mean, std = backbone_normalization(self.backbone)
+            normalization = {"mean": list(mean), "std": list(std)}
+        self.hparams["normalization"] = to_plain(normalization)
+        mean, std = normalization["mean"], normalization["std"]
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255, persistent=False)
         self.device_augmentations = build_device_augmentations(device_augmentations)
@@ -100,6 +118,14 @@ class HDClassifier(pl.LightningModule):
         if channels_last:
             self.to(memory_format=torch.channels_last)
         self._forward = torch.compile(self._features) if compile else self._features
+
+    @classmethod
+    def from_checkpoint(cls, path: str, **supplied: Any) -> HDClassifier:
+        """The trained model of a ``train.py`` checkpoint, in eval mode, without any config;
+        ``supplied`` fills fields an older checkpoint lacks (the error names them)."""
+        from hdvision.models.checkpoint import model_from_checkpoint
+
+        return model_from_checkpoint(path, **supplied)
 
     # -- inputs ------------------------------------------------------------------------------
     def prepare_input(self, images: torch.Tensor) -> torch.Tensor:
