@@ -102,7 +102,7 @@ def _class_names(trainer: pl.Trainer, num_classes: int) -> list[str]:
     return list(names) if names else [str(i) for i in range(num_classes)]
 
 
-def _figure_to_array(fig) -> np.ndarray:
+def figure_to_array(fig) -> np.ndarray:
     import matplotlib.pyplot as plt
 
     fig.canvas.draw()
@@ -141,7 +141,7 @@ def plot_grid(
         colour = "green" if true == pred else "red"
         axes[0, i].set_title(f"true {true}\npred {pred}", color=colour, fontsize=9)
     fig.tight_layout()
-    return _figure_to_array(fig)
+    return figure_to_array(fig)
 
 
 def plot_confusion(confusion: np.ndarray, names: list[str]) -> np.ndarray:
@@ -161,4 +161,4 @@ def plot_confusion(confusion: np.ndarray, names: list[str]) -> np.ndarray:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     fig.tight_layout()
-    return _figure_to_array(fig)
+    return figure_to_array(fig)

@@ -1,4 +1,5 @@
-"""The `hdvision` console script: check-data, bench-data, bench-loader, cost, sweep-summary."""
+"""The `hdvision` console script: check-data, bench-data, bench-loader, cost, sweep-summary,
+predict, export, quantize, bench-infer."""
 
 from __future__ import annotations
 
@@ -132,9 +133,23 @@ def sweep_summary(sweeps: list[str], metrics: list[str] | None, ignore: list[str
     return 0
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that bad input (a file, a path, a value) raises: one line, no traceback."""
+    from hdvision.data.decode import BadImageError
+    from hdvision.data.sources import DataSourceError
+    from hdvision.inference.export import ParityError
+    from hdvision.inference.inputs import InputError
+    from hdvision.models.checkpoint import CheckpointError
+
+    return (BadImageError, CheckpointError, DataSourceError, InputError, ParityError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from hdvision.cli import infer
+
     parser = argparse.ArgumentParser(prog="hdvision", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    infer.add_parsers(sub)
     parsers = {}
     for name, helptext in (
         ("check-data", "scan a data set: counts, sizes, modes, bad files"),
@@ -172,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         "--ignore", action="append", default=None, help="override keys to pool over (default: seed)"
     )
     args = parser.parse_args(argv)
+    if args.command in infer.COMMANDS:
+        try:
+            return infer.COMMANDS[args.command](args)
+        except _user_errors() as err:
+            print(f"hdvision {args.command}: error: {err}", file=sys.stderr)
+            return 2
     if args.command == "sweep-summary":
         return sweep_summary(args.sweeps, args.metric, args.ignore or ["seed"])
     if args.command == "check-data":

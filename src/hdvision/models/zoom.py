@@ -33,7 +33,9 @@ def inverse_cdf_coords(density: torch.Tensor, num: int) -> torch.Tensor:
     t = (torch.arange(num, device=density.device, dtype=density.dtype) + 0.5) / num
     t = t.expand(b, num).contiguous()
     # Piecewise-linear inverse: differentiable through the bin edges it interpolates between.
-    idx = torch.searchsorted(cdf.detach().contiguous(), t, right=True).clamp(1, m)
+    # searchsorted(cdf, t, right=True) as a count of edges <= t: the same indices, and ONNX
+    # has no searchsorted (neither exporter translates it); (B, num, M+1) is small.
+    idx = (cdf.detach()[:, None, :] <= t[:, :, None]).sum(-1).clamp(1, m)
     lo, hi = cdf.gather(1, idx - 1), cdf.gather(1, idx)
     frac = ((t - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1)
     return ((idx - 1).to(t.dtype) + frac) / m * 2 - 1

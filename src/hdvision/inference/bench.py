@@ -1,0 +1,148 @@
+"""``hdvision bench-infer``: one run, the same images, every way to run a trained model.
+
+Model alone (decoded uint8 batches in memory): PyTorch eager fp32 (contiguous and channels-last),
+onnxruntime fp32 and int8, at batch 1 and 16, ms per image. End to end (JPEG files on disk →
+``predict``'s loader with workers → model): images/s, against the decode-only floor measured in
+the same run. Plus file sizes and accuracy on the labelled images.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hdvision.inference.export import export_onnx
+from hdvision.inference.predict import prediction_loader, run_predictions
+from hdvision.inference.predictor import OnnxPredictor, TorchPredictor
+from hdvision.inference.quantize import quantize_onnx
+from hdvision.inference.samples import decoded_batch, image_rows
+
+
+def time_model(predictor: Any, images: torch.Tensor, batch_size: int, repeats: int) -> float:
+    """Median over ``repeats`` rounds of ms per image, after one warm-up batch."""
+    batches = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
+    batches = [b for b in batches if len(b) == batch_size] or batches[:1]
+    predictor(batches[0])
+    rounds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for batch in batches:
+            predictor(batch)
+        rounds.append((time.perf_counter() - start) * 1000 / sum(len(b) for b in batches))
+    return float(np.median(rounds))
+
+
+def accuracy(predictor: Any, images: torch.Tensor, labels: list[int]) -> float | None:
+    if not labels:
+        return None
+    logits = np.concatenate([predictor(images[i : i + 32]) for i in range(0, len(images), 32)])
+    return float((logits.argmax(1) == np.asarray(labels)).mean())
+
+
+def decode_floor(paths: list[str], preprocessing: dict, workers: int) -> float:
+    """Images/s of the prediction loader alone (decode + pad/crop + collate)."""
+    loader = prediction_loader(paths, preprocessing, 16, workers)
+    start, count = time.perf_counter(), 0
+    for batch in loader:
+        count += len(batch["index"])
+    return count / (time.perf_counter() - start)
+
+
+def end_to_end(predictor: Any, rows: list, workers: int) -> float:
+    start = time.perf_counter()
+    run_predictions(predictor, rows, 16, workers, "raise", progress=False)
+    return len(rows) / (time.perf_counter() - start)
+
+
+def run_inference_benchmark(
+    checkpoint: str,
+    images: str | None = None,
+    num_images: int = 256,
+    calibration: str | None = None,
+    workers: int = 2,
+    repeats: int = 5,
+    work_dir: str | None = None,
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(work_dir or scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        eager = TorchPredictor(checkpoint)
+        pre, names = eager.meta["preprocessing"], eager.meta["class_names"]
+        rows = image_rows(images, pre, num_images, folder / "images")
+        labelled = all(r.label is not None for r in rows)
+        labels = [names.index(r.label) for r in rows] if labelled else []
+        batch = decoded_batch(rows, pre)
+        if len(batch) != len(rows):
+            raise ValueError(f"{len(rows) - len(batch)} of the benchmark images are bad files")
+        parity = export_onnx(checkpoint, folder / "model.onnx", images, min(32, len(rows)))
+        quantize_onnx(folder / "model.onnx", folder / "model.int8.onnx", calibration)
+        layouts = TorchPredictor(checkpoint)
+        layouts.model.hparams.channels_last = not eager.model.hparams.channels_last
+        layouts.model.to(
+            memory_format=torch.channels_last
+            if layouts.model.hparams.channels_last
+            else torch.contiguous_format
+        )
+        variants: dict[str, Any] = {
+            f"pytorch fp32{' channels-last' if eager.model.hparams.channels_last else ''}": eager,
+            f"pytorch fp32{' channels-last' if layouts.model.hparams.channels_last else ''}": layouts,
+            "onnxruntime fp32": OnnxPredictor(folder / "model.onnx"),
+            "onnxruntime int8": OnnxPredictor(folder / "model.int8.onnx"),
+        }
+        sizes = {
+            "pytorch": sum(t.numel() * t.element_size() for t in eager.model.state_dict().values()),
+            "onnxruntime fp32": (folder / "model.onnx").stat().st_size,
+            "onnxruntime int8": (folder / "model.int8.onnx").stat().st_size,
+        }
+        floor = decode_floor([r.path for r in rows], pre, workers)
+        results = []
+        for name, predictor in variants.items():
+            row = {
+                "variant": name,
+                "ms_batch1": time_model(predictor, batch[:32], 1, repeats),
+                "ms_batch16": time_model(predictor, batch, 16, repeats),
+                "accuracy": accuracy(predictor, batch, labels),
+                "size_mb": sizes[name if name in sizes else "pytorch"] / 1e6,
+            }
+            row["e2e_img_s"] = end_to_end(predictor, rows, workers)
+            results.append(row)
+    return {
+        "images": len(rows),
+        "image_size": pre["image_size"],
+        "sample_size": pre["sample_size"],
+        "workers": workers,
+        "threads": torch.get_num_threads(),
+        "decode_floor_img_s": floor,
+        "parity": parity,
+        "results": results,
+    }
+
+
+def format_results(result: dict[str, Any]) -> str:
+    base = result["results"][0]["ms_batch16"]
+    lines = [
+        f"{result['images']} images, {result['image_size'][0]}x{result['image_size'][1]} JPEG "
+        f"decoded at {result['sample_size'][0]}x{result['sample_size'][1]}; "
+        f"{result['threads']} threads, {result['workers']} loader workers",
+        f"decode-only floor: {result['decode_floor_img_s']:.1f} images/s",
+        f"{'variant':30s} {'ms/img b1':>10s} {'ms/img b16':>11s} {'vs fp32':>8s} "
+        f"{'e2e img/s':>10s} {'% floor':>8s} {'MB':>6s} {'accuracy':>9s}",
+    ]
+    for r in result["results"]:
+        acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
+        lines.append(
+            f"{r['variant']:30s} {r['ms_batch1']:10.2f} {r['ms_batch16']:11.2f} "
+            f"{base / r['ms_batch16']:7.2f}x {r['e2e_img_s']:10.1f} "
+            f"{100 * r['e2e_img_s'] / result['decode_floor_img_s']:7.0f}% {r['size_mb']:6.1f} {acc:>9s}"
+        )
+    p = result["parity"]
+    lines.append(
+        f"ONNX parity: max |logit difference| {p['max_abs_diff']:.2e}, top-1 agreement "
+        f"{p['top1_agreement']:.1%} on {p['images']} images"
+    )
+    return "\n".join(lines)

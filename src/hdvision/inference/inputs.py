@@ -1,0 +1,67 @@
+"""What to predict on: image files, folders (recursive) and CSV manifests (``path[,label]``), as
+one stable list of rows. Whether a file is an image is decided by decoding it (its content), never
+by its extension."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class InputError(ValueError):
+    """An input that cannot be listed; the message names it and says what to pass instead."""
+
+
+@dataclass(frozen=True)
+class InputRow:
+    path: str
+    label: str | None = None
+
+
+def _manifest_rows(manifest: Path) -> list[InputRow]:
+    # utf-8-sig: a header written by spreadsheet tools starts with a byte-order mark.
+    with open(manifest, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or "path" not in reader.fieldnames:
+            raise InputError(
+                f"manifest {manifest} needs a header with a 'path' column (and optionally "
+                f"'label'), found {reader.fieldnames}"
+            )
+        rows = []
+        for row in reader:
+            path = Path(row["path"] or "")
+            full = path if path.is_absolute() else manifest.parent / path
+            label = (row.get("label") or "").strip() or None
+            rows.append(InputRow(str(full), label))
+    if not rows:
+        raise InputError(f"manifest {manifest} lists no files")
+    return rows
+
+
+def list_inputs(inputs: list[str]) -> list[InputRow]:
+    """Every file to predict on, in the order given (folders sorted), one row each.
+
+    In folders, every regular file that is not hidden is a row, non-images too, so that they are
+    reported (rows out = files in) instead of vanishing. Inputs named ``*.csv`` are manifests.
+    """
+    rows: list[InputRow] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not files:
+                raise InputError(f"folder {path} holds no files to predict on")
+            rows.extend(InputRow(str(p)) for p in files)
+        elif path.suffix.lower() == ".csv" and path.is_file():
+            rows.extend(_manifest_rows(path))
+        elif path.is_file():
+            rows.append(InputRow(str(path)))
+        else:
+            raise InputError(f"input {path} does not exist (pass image files, folders or a CSV)")
+    return rows

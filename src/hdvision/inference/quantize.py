@@ -1,0 +1,80 @@
+"""``hdvision quantize``: an exported fp32 ONNX model → static int8 (onnxruntime), calibrated on
+real decoded images, weights per channel.
+
+Why onnxruntime rather than PT2E's ``X86InductorQuantizer``: the int8 model is the ONNX file that
+``hdvision predict`` and any onnxruntime deployment load, with no torch at run time, and on this
+CPU (AVX-512 VNNI) onnxruntime's QLinear kernels ran the default model faster than PyTorch fp32
+(docs/results/inference.md); the PT2E path needs ``torch.compile`` (a C++ toolchain at run time)
+to be fast at all.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hdvision.inference.export import add_metadata
+from hdvision.inference.predictor import OnnxPredictor
+from hdvision.inference.samples import decoded_batch, image_rows
+
+
+class _Batches:
+    """onnxruntime's CalibrationDataReader protocol over a uint8 image tensor."""
+
+    def __init__(self, name: str, images: torch.Tensor, batch_size: int) -> None:
+        self.feeds = iter(
+            {name: images[i : i + batch_size].numpy()} for i in range(0, len(images), batch_size)
+        )
+
+    def get_next(self) -> dict | None:
+        return next(self.feeds, None)
+
+
+def quantize_onnx(
+    model: str | Path,
+    out: str | Path,
+    calibration: str | None = None,
+    num_images: int = 128,
+    batch_size: int = 16,
+    method: str = "minmax",
+) -> dict[str, Any]:
+    """Static int8 (QDQ, activations uint8, weights int8 per channel) of an hdvision ONNX file,
+    calibrated on ``num_images`` images of ``calibration`` (a folder or manifest of training
+    images; default: generated HD-digits training canvases). The metadata is carried over."""
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy}
+    methods["percentile"] = CalibrationMethod.Percentile
+    if method not in methods:
+        raise ValueError(f"--method must be one of {sorted(methods)}, got {method!r}")
+    source = OnnxPredictor(model)  # checks it is an hdvision export and reads its metadata
+    pre = source.meta["preprocessing"]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        rows = image_rows(calibration, pre, num_images, scratch, split="train")
+        images = decoded_batch(rows, pre)
+        prepared = Path(scratch) / "prepared.onnx"
+        # Shape inference and graph optimisation first, as onnxruntime recommends for static int8.
+        quant_pre_process(str(model), str(prepared), skip_symbolic_shape=False)
+        quantize_static(
+            str(prepared),
+            str(out),
+            _Batches(source.input_name, images, batch_size),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            calibrate_method=methods[method],
+        )
+    add_metadata(out, source.meta)
+    return {"calibration_images": len(images), "method": method}
