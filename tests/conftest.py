@@ -74,3 +74,19 @@ def image_folder(tmp_path: Path) -> Path:
         for i in range(6):
             write_image(root / name / f"{i}.jpg", seed=c * 10 + i)
     return root
+
+
+# The default run's stem (saliency sampler, channels-last) on the tiny data: one epoch.
+TINY_SALIENCY = [*TINY, "model/stem=saliency_sampler", "model.channels_last=true"]
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> dict:
+    """A tiny run trained once per session: its best checkpoint, data folder and trained model."""
+    from hdvision.cli.train import train
+
+    root = tmp_path_factory.mktemp("trained")
+    metrics, objects = train(compose("train", TINY_SALIENCY, root))
+    data = next((root / "data").glob("hd_digits_*"))
+    ckpt = Path(objects["trainer"].checkpoint_callback.best_model_path)
+    return {"ckpt": ckpt, "data": data, "model": objects["model"], "metrics": metrics}

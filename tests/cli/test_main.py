@@ -89,3 +89,15 @@ def test_bench_loader_times_the_configured_train_loader(tmp_path, capsys, monkey
     # 4 batches of 2 after the warm-up one: the 3-batch epoch is cycled, not cut short.
     assert code == 0 and "over 8 images" in out
     assert "decode/augment at 24x32, batches at 24x32, 0 workers" in out
+
+
+def test_check_data_reports_a_file_pillow_refuses_before_decoding(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HDVISION_ROOT", str(tmp_path))
+    root = tmp_path / "images"
+    _write_folder(root, ("cat", "dog"), 3)
+    write_image(root / "cat" / "huge.png", (200, 200), fmt="PNG")
+    (root / "dog" / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    code = main(_on_folder("check-data", root) + ["data.max_pixels=10000"])  # huge: 4x that
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "bad files: 2" in out and "huge.png: too large" in out and "broken.jpg" in out

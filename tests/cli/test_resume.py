@@ -62,3 +62,15 @@ def test_resumed_run_matches_the_uninterrupted_one(tmp_path):
     a, b = _final_weights(whole), _final_weights(resumed)
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
     assert resumed["trainer"].current_epoch == 3
+
+
+def test_last_ckpt_is_the_last_epoch_when_the_metric_stops_improving(tmp_path):
+    # lr 0: every epoch has the same val/acc, so the top-1 checkpoint stays at epoch 0.
+    run = [*TINY, "trainer.max_epochs=3", "model.optimizer.lr=0", "test=false"]
+    _, objects = train(compose("train", run, tmp_path))
+    folder = tmp_path / "out" / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch_000.ckpt", "last.ckpt"]
+    last = torch.load(folder / "last.ckpt", weights_only=True, map_location="cpu")
+    assert last["epoch"] == 2
+    assert last["global_step"] == objects["trainer"].global_step
+    assert objects["trainer"].checkpoint_callback.best_model_path.endswith("epoch_000.ckpt")

@@ -73,3 +73,50 @@ def test_plain_multirun_runs_every_job_and_lists_it(tmp_path, capsys):
     assert shared.startswith("all jobs: ") and "lr=" not in shared + line
     assert line.startswith("(no overrides)  [n=1, 1 failed]")
     assert f"test/acc {final['test/acc']:.4f}" in line
+
+
+def _as_multirun_job(cfg, sweep_dir: Path, num: int = 0):
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import open_dict, read_write
+
+    with read_write(cfg.hydra), open_dict(cfg):
+        cfg.hydra.mode = RunMode.MULTIRUN
+        cfg.hydra.sweep.dir = str(sweep_dir)
+        cfg.hydra.job.num = num
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def test_a_diverging_trial_is_failed_not_the_best(tmp_path):
+    from hdvision.cli.train import main as train_main
+    from tests.conftest import compose
+
+    cfg = compose("train", [*TINY, "model.optimizer.lr=1e6"], tmp_path)
+    value = train_main(_as_multirun_job(cfg, tmp_path))
+    assert value == float("-inf")
+    (trial,) = _trials(tmp_path)
+    assert trial["status"] == "failed" and "FloatingPointError" in trial["error"]
+    assert "diverged" in trial["error"]
+
+
+def test_trial_rows_are_appended_under_a_lock(tmp_path):
+    # Parallel launchers append from several processes (on NFS, appends are not atomic).
+    import fcntl
+    import threading
+    import time
+
+    from hdvision.cli.train import _record_trial
+    from tests.conftest import compose
+
+    cfg = _as_multirun_job(compose("train", TINY, tmp_path), tmp_path)
+    path = tmp_path / "trials.csv"
+    with open(path, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another job is writing
+        writer = threading.Thread(target=_record_trial, args=(cfg, "ok", 0.5))
+        writer.start()
+        time.sleep(0.5)
+        assert path.stat().st_size == 0 and writer.is_alive()
+    writer.join(10)
+    (trial,) = _trials(tmp_path)
+    assert trial["status"] == "ok" and float(trial["val/acc"]) == 0.5

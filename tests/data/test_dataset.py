@@ -126,3 +126,37 @@ def test_full_resolution_augmentation_then_area_resize_to_the_batch_size(image_f
     assert next(iter(dm.val_dataloader()))["image"].shape[-2:] == (12, 16)
     with pytest.raises(ValueError, match="batch_scale"):
         HDImageDataModule(kind="folder", root=str(image_folder), aug_scale=0.25, batch_scale=0.5)
+
+
+def test_a_file_in_two_splits_is_refused(tmp_path):
+    from hdvision.data.sources import DataSourceError
+
+    for name in ("img", "other", "third"):
+        write_image(tmp_path / f"{name}.jpg")
+    (tmp_path / "train.csv").write_text("path,label\nimg.jpg,a\nthird.jpg,b\n")
+    (tmp_path / "val.csv").write_text("path,label\nother.jpg,b\nimg.jpg,a\n")
+    dm = HDImageDataModule(
+        kind="manifest", manifests={s: str(tmp_path / f"{s}.csv") for s in ("train", "val")}
+    )
+    with pytest.raises(DataSourceError, match="1 files are in more than one split.*train and val"):
+        dm.setup()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"batch_size": 0}, "data.batch_size must be a positive integer, got 0"),
+        ({"eval_batch_size": -4}, "data.eval_batch_size must be a positive integer"),
+    ],
+)
+def test_bad_batch_sizes_are_named(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        HDImageDataModule(kind="folder", root=str(tmp_path), **kwargs)
+
+
+def test_one_class_data_is_refused(tmp_path):
+    from hdvision.data.sources import DataSourceError
+
+    write_image(tmp_path / "only" / "a.jpg")
+    with pytest.raises(DataSourceError, match=r"has 1 class \['only'\].*at least 2"):
+        _ = HDImageDataModule(kind="folder", root=str(tmp_path)).num_classes

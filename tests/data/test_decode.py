@@ -84,3 +84,12 @@ def test_decompression_bomb_guard(tmp_path):
     path = write_image(tmp_path / "large.png", (100, 100))
     with pytest.raises(BadImageError, match="too large.*max_pixels"):
         decode_image(path, max_pixels=5000)
+
+
+def test_max_pixels_overrides_pillows_own_limit(tmp_path, monkeypatch):
+    path = write_image(tmp_path / "large.png", (100, 100))
+    # Pillow's default guard is ~89.5 Mpx; a small one stands in for it on a small file.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    assert decode_image(path, max_pixels=20_000).shape == (100, 100, 3)
+    with pytest.raises(BadImageError, match="too large.*raise data.max_pixels"):
+        decode_image(path, max_pixels=4000)  # > 2x: Pillow refuses it while opening

@@ -61,3 +61,40 @@ def test_too_many_digits_for_the_canvas_is_a_clear_error(tmp_path):
     spec = HDDigitsSpec(canvas=(40, 40), digit_size=30, num_train=1, num_val=1, num_test=1)
     with pytest.raises(ValueError, match="cannot place 5 digits"):
         generate_hd_digits(spec, tmp_path, workers=1)
+
+
+def test_a_killed_generation_leaves_no_partial_data_set(tmp_path, monkeypatch):
+    import hdvision.data.hd_digits as hd
+
+    def die(job):
+        raise KeyboardInterrupt  # killed while writing
+
+    monkeypatch.setattr(hd, "_write_chunk", die)
+    with pytest.raises(KeyboardInterrupt):
+        generate_hd_digits(SPEC, tmp_path, workers=1)
+    assert list(tmp_path.iterdir()) == []  # neither a half-written folder nor a temporary one
+    monkeypatch.undo()
+    root = generate_hd_digits(SPEC, tmp_path, workers=1)
+    assert (root / "spec.json").is_file() and [p.name for p in tmp_path.iterdir()] == [root.name]
+
+
+def test_a_run_finishing_second_keeps_the_first_copy(tmp_path, monkeypatch):
+    import hdvision.data.hd_digits as hd
+
+    first = generate_hd_digits(SPEC, tmp_path / "first", workers=1)
+    target = tmp_path / "shared" / first.name
+    real = hd._write_chunk
+
+    def other_run_finishes_meanwhile(job):
+        if not target.exists():
+            import shutil
+
+            shutil.copytree(first, target)  # the other run renames its copy into place
+        return real(job)
+
+    monkeypatch.setattr(hd, "_write_chunk", other_run_finishes_meanwhile)
+    before = _digest_files(target) if target.exists() else None
+    root = generate_hd_digits(SPEC, tmp_path / "shared", workers=1)
+    assert root == target and before is None
+    assert _digest_files(root) == _digest_files(first)
+    assert [p.name for p in (tmp_path / "shared").iterdir()] == [root.name]

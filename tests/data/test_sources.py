@@ -46,3 +46,36 @@ def test_manifest_needs_path_and_label_columns(tmp_path):
     manifest.write_text("file,class\na.jpg,0\n")
     with pytest.raises(DataSourceError, match="'path' and 'label'"):
         manifest_samples(manifest)
+
+
+def test_a_link_back_to_the_root_is_not_a_class(image_folder):
+    (image_folder / "loop").symlink_to(image_folder, target_is_directory=True)
+    with pytest.raises(DataSourceError, match="loop: links to .*contains the data root"):
+        report_problems(folder_samples(image_folder), "the folder", "raise")
+    source = folder_samples(image_folder)
+    assert "loop" in source.class_names and len(source) == 18  # the link adds no samples
+
+
+def test_the_same_file_twice_is_reported(image_folder):
+    (image_folder / "dog" / "again.jpg").symlink_to(image_folder / "cat" / "0.jpg")
+    source = folder_samples(image_folder)
+    assert len(source) == 18
+    assert any("again.jpg: the same file as" in p for p in source.problems)
+
+
+def test_an_empty_class_folder_is_warned_about(image_folder, caplog):
+    (image_folder / "fox").mkdir()
+    folder_samples(image_folder)
+    assert "fox holds no images" in caplog.text
+
+
+def test_manifest_repeats_conflicts_and_byte_order_mark(tmp_path, caplog):
+    for name in ("a", "b"):
+        write_image(tmp_path / f"{name}.jpg")
+    text = "\ufeffpath,label\na.jpg,cat\na.jpg,cat\nb.jpg,dog\nb.jpg,cat\n"
+    (tmp_path / "m.csv").write_text(text, encoding="utf-8")
+    source = manifest_samples(tmp_path / "m.csv")
+    assert source.samples == [(str(tmp_path / "a.jpg"), 0), (str(tmp_path / "b.jpg"), 1)]
+    assert "2 repeated rows" in caplog.text
+    (conflict,) = source.problems
+    assert "row 5" in conflict and "labelled 'cat' here and 'dog' in row 4" in conflict

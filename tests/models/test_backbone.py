@@ -57,3 +57,17 @@ def test_packaged_lite0_imagenet_weights_load_strictly_into_timm():
     # Every tensor landed, in order, including the 1000-class head.
     for mine, theirs in zip(model.state_dict().values(), source.values(), strict=True):
         assert torch.equal(mine, theirs)
+
+
+def test_lite0_weights_on_another_backbone_say_what_to_set():
+    with pytest.raises(ValueError, match="does not fit model.backbone.name=resnet18.*weights=null"):
+        create_backbone("resnet18", num_classes=3, weights="efficientnet_lite0_pypi")
+
+
+def test_backbone_input_must_be_positive():
+    from hdvision.models.module import HDClassifier
+
+    with pytest.raises(
+        ValueError, match=r"model.backbone_input must be two positive sizes.*\[0, 0\]"
+    ):
+        HDClassifier({"name": "test_efficientnet"}, {"name": "resize"}, 3, backbone_input=[0, 0])

@@ -19,6 +19,22 @@ def test_output_pixels_are_spent_in_proportion_to_density():
     assert in_bin == 60
 
 
+def test_bin_lookup_is_searchsorted_right():
+    # The comparison count that replaced torch.searchsorted (which ONNX lacks) finds the same bins.
+    density = torch.rand(3, 37, dtype=torch.float64) + 0.01
+    density[1, 5:9] = 0  # empty bins: repeated CDF edges
+    cdf = torch.cat([torch.zeros(3, 1, dtype=torch.float64), density.cumsum(1)], 1)
+    cdf = cdf / cdf[:, -1:]
+    t = ((torch.arange(101, dtype=torch.float64) + 0.5) / 101).expand(3, 101).contiguous()
+    expected = torch.searchsorted(cdf, t, right=True).clamp(1, 37)
+    m = density.shape[1]
+    lo = cdf.gather(1, expected - 1)
+    hi = cdf.gather(1, expected)
+    frac = ((t - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1)
+    reference = ((expected - 1).to(t.dtype) + frac) / m * 2 - 1
+    torch.testing.assert_close(inverse_cdf_coords(density, 101), reference)
+
+
 def test_starts_as_its_inner_stem_on_the_unwarped_image():
     stem = create_stem(
         "saliency_sampler", (12, 20), inner={"name": "strided"}, detail_prior=False

@@ -62,11 +62,13 @@ def check_data(overrides: list[str]) -> int:
         for path, label in dataset.samples:
             per_class[datamodule.class_names[label]] += 1
             try:
+                # Decoding first: it names every way a file can be refused, before or while
+                # decoding; a file it accepts opens for the statistics.
+                decode_image(path, (64, 64), max_pixels=datamodule.max_pixels)
                 with Image.open(path) as image:
                     sizes[f"{image.width}x{image.height}"] += 1
                     modes[image.mode] += 1
-                decode_image(path, (64, 64), max_pixels=datamodule.max_pixels)
-            except (BadImageError, OSError) as err:
+            except BadImageError as err:
                 bad.append(str(err))
         print(f"[{split}] {len(dataset)} images")
         print(f"  per class: {dict(sorted(per_class.items()))}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import logging
 import math
@@ -135,10 +136,11 @@ def _record_trial(
     final metrics as JSON so that ``hdvision sweep-summary`` can average any of them."""
     hydra_cfg = HydraConfig.get()
     path = Path(hydra_cfg.sweep.dir, "trials.csv")
-    new = not path.exists()
     with open(path, "a", newline="") as f:
+        # Parallel launchers (joblib, SLURM) append from several processes: one row at a time.
+        fcntl.flock(f, fcntl.LOCK_EX)
         writer = csv.writer(f)
-        if new:
+        if f.seek(0, 2) == 0:  # still empty once locked: this job writes the header
             header = ["job", "status", cfg.get("optimized_metric"), "overrides", "error", "metrics"]
             writer.writerow(header)
         overrides = " ".join(hydra_cfg.overrides.task)

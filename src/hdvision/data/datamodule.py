@@ -48,6 +48,22 @@ def per_device_batch_size(global_batch_size: int, world_size: int, key: str) -> 
     return global_batch_size // world_size
 
 
+def check_disjoint_splits(sources: Mapping[str, SampleList]) -> None:
+    """The same file in two splits leaks test images into training: refuse it, naming a few."""
+    owner: dict[str, str] = {}
+    shared: list[str] = []
+    for split, source in sources.items():
+        for path, _ in source.samples:
+            real = str(Path(path).resolve())
+            if owner.setdefault(real, split) != split:
+                shared.append(f"{path} ({owner[real]} and {split})")
+    if shared:
+        raise DataSourceError(
+            f"{len(shared)} files are in more than one split, e.g. {shared[:3]}; "
+            "each file must belong to one of train/val/test"
+        )
+
+
 class HDImageDataModule(pl.LightningDataModule):
     def __init__(
         self,
@@ -83,6 +99,9 @@ class HDImageDataModule(pl.LightningDataModule):
             raise ValueError(
                 f"data.batch_scale must be in (0, data.aug_scale={aug_scale}], got {batch_scale}"
             )
+        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"data.{key} must be a positive integer, got {value!r}")
         self.kind = kind
         self.root = root
         self.manifests = dict(manifests or {})
@@ -113,7 +132,13 @@ class HDImageDataModule(pl.LightningDataModule):
     @property
     def class_names(self) -> list[str]:
         if self._class_names is None:
-            self._class_names = self._discover_classes()
+            names = self._discover_classes()
+            if len(names) < 2:
+                raise DataSourceError(
+                    f"data.kind={self.kind} (root={self.root}) has {len(names)} class {names}: a "
+                    "classifier needs at least 2 (one sub-folder or label per class)"
+                )
+            self._class_names = names
         return self._class_names
 
     @property
@@ -203,7 +228,9 @@ class HDImageDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        for split, source in self._split_sources().items():
+        sources = self._split_sources()
+        check_disjoint_splits(sources)
+        for split, source in sources.items():
             report_problems(source, f"the {split} split", self.on_bad_image)
             train = split == "train"
             size = self.aug_size if train else self.sample_size

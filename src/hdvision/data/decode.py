@@ -73,6 +73,9 @@ def decode_image(
     can be random at train time. ``reduced`` lets JPEGs decode at ½/¼/⅛ scale first.
     Raises :class:`BadImageError` naming the file for anything unusable.
     """
+    # Pillow's own bomb guard (~89.5 Mpx by default) would refuse files that data.max_pixels
+    # allows; make its limit ours (a process-wide setting, the same value for every file).
+    Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -102,10 +105,10 @@ def decode_image(
         raise
     except FileNotFoundError as err:
         raise BadImageError(path, "file not found") from err
-    except Image.DecompressionBombError as err:
-        raise BadImageError(path, f"too large (decompression bomb guard): {err}") from err
-    except Image.DecompressionBombWarning as err:
-        raise BadImageError(path, f"too large (decompression bomb guard): {err}") from err
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise BadImageError(
+            path, f"too large: {err}; raise data.max_pixels if the file is trusted"
+        ) from err
     except Image.UnidentifiedImageError as err:
         raise BadImageError(path, "not an image (Pillow cannot identify the format)") from err
     except OSError as err:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -142,39 +143,64 @@ def _write_chunk(args: tuple) -> list[tuple[str, int]]:
     return rows
 
 
+def _die_with_parent() -> None:
+    """Pool initializer: a worker gets SIGKILL when the process that started it dies (Linux), so
+    a killed run leaves no generator writing on, and no pool waiting forever."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: workers end when the pool does
+
+
 def generate_hd_digits(spec: HDDigitsSpec, out_dir: str | Path, workers: int = 0) -> Path:
     """Write the data set once under ``out_dir/<digest>``; later calls reuse it.
 
     Returns the folder holding ``{train,val,test}.csv`` manifests with ``path,label`` rows,
-    paths relative to the folder.
+    paths relative to the folder. The files are written into a private temporary folder that is
+    renamed into place when complete: a run killed half-way leaves no partial data set, and two
+    runs generating at once each finish their own copy and keep the first one renamed.
     """
     root = Path(out_dir) / f"hd_digits_{spec.digest()}"
-    done = root / "spec.json"
-    if done.exists():
+    if (root / "spec.json").exists():
         return root
     counts = {"train": spec.num_train, "val": spec.num_val, "test": spec.num_test}
     log.info("Generating HD digits %s in %s", spec, root)
+    tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
     for split in SPLITS:
-        (root / split).mkdir(parents=True, exist_ok=True)
+        (tmp / split).mkdir(parents=True, exist_ok=True)
     workers = workers or min(4, os.cpu_count() or 1)
     jobs = []
     for split in SPLITS:
         n = counts[split]
         step = max(1, -(-n // (workers * 4)))
-        jobs += [(spec, split, s, min(n, s + step), root) for s in range(0, n, step)]
-    # One pool for all splits, so each worker parses the MNIST file once.
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as ex:
-            chunks = list(ex.map(_write_chunk, jobs))
-    else:
-        chunks = [_write_chunk(job) for job in jobs]
-    for split in SPLITS:
-        with open(root / f"{split}.csv", "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["path", "label"])
-            for job, chunk in zip(jobs, chunks, strict=True):
-                if job[1] == split:
-                    writer.writerows(chunk)
-    # Written last: its presence marks a complete data set.
-    done.write_text(json.dumps(asdict(spec), indent=2))
+        jobs += [(spec, split, s, min(n, s + step), tmp) for s in range(0, n, step)]
+    try:
+        # One pool for all splits, so each worker parses the MNIST file once.
+        if workers > 1:
+            with ProcessPoolExecutor(workers, initializer=_die_with_parent) as ex:
+                chunks = list(ex.map(_write_chunk, jobs))
+        else:
+            chunks = [_write_chunk(job) for job in jobs]
+        for split in SPLITS:
+            with open(tmp / f"{split}.csv", "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(["path", "label"])
+                for job, chunk in zip(jobs, chunks, strict=True):
+                    if job[1] == split:
+                        writer.writerows(chunk)
+        (tmp / "spec.json").write_text(json.dumps(asdict(spec), indent=2))
+        if root.is_dir() and not (root / "spec.json").exists():
+            shutil.rmtree(root)  # a partial folder left by a version that wrote in place
+        try:
+            tmp.rename(root)
+        except OSError:
+            if not (root / "spec.json").exists():
+                raise  # not another run's finished copy: something else is in the way
+            log.info("Another run finished %s first; using its copy", root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return root

@@ -59,12 +59,26 @@ def folder_samples(
         raise DataSourceError(f"image folder {root} does not exist or is not a directory")
     index = {name: i for i, name in enumerate(names)}
     samples, problems = [], []
+    seen: dict[Path, str] = {}
+    top = root.resolve()
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if sub.name not in index:
             problems.append(f"{sub}: class folder not among the training classes {names}")
             continue
+        if sub.resolve() in (top, *top.parents):
+            # A link back to the root (or above) would list every class again under this label.
+            problems.append(f"{sub}: links to {sub.resolve()}, which contains the data root")
+            continue
         files = sorted(p for p in sub.rglob("*") if p.suffix.lower() in extensions and p.is_file())
-        samples.extend((str(p), index[sub.name]) for p in files)
+        if not files:
+            log.warning("class folder %s holds no images", sub)
+        for p in files:
+            real = p.resolve()
+            if real in seen:
+                problems.append(f"{p}: the same file as {seen[real]} (a link or copy path)")
+                continue
+            seen[real] = str(p)
+            samples.append((str(p), index[sub.name]))
     if not samples:
         raise DataSourceError(
             f"image folder {root} holds no images with extensions {tuple(extensions)} "
@@ -89,7 +103,8 @@ def manifest_samples(
     if not manifest.is_file():
         raise DataSourceError(f"manifest {manifest} does not exist; set data.manifest paths")
     base = Path(root) if root is not None else manifest.parent
-    with open(manifest, newline="") as f:
+    # utf-8-sig: spreadsheet tools start CSV files with a byte-order mark.
+    with open(manifest, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or not {"path", "label"} <= set(reader.fieldnames):
             raise DataSourceError(
@@ -107,8 +122,19 @@ def manifest_samples(
         )
     index = {name: i for i, name in enumerate(class_names)}
     samples, problems = [], []
+    first: dict[str, tuple[int, str]] = {}
+    duplicates = 0
     for row, path, label in rows:
         full = Path(path) if Path(path).is_absolute() else base / path
+        key = str(full.resolve())
+        if key in first:
+            if first[key][1] != label:
+                problems.append(
+                    f"{manifest} row {row}: {path} is labelled {label!r} here and "
+                    f"{first[key][1]!r} in row {first[key][0]}"
+                )
+            duplicates += 1
+            continue
         if label not in index:
             problems.append(
                 f"{manifest} row {row}: unknown label {label!r} (classes: {class_names})"
@@ -116,7 +142,10 @@ def manifest_samples(
         elif check_files and not full.is_file():
             problems.append(f"{manifest} row {row}: file {full} does not exist")
         else:
+            first[key] = (row, label)  # only a usable row owns its file
             samples.append((str(full), index[label]))
+    if duplicates:
+        log.warning("%s: %d repeated rows left out (each file is used once)", manifest, duplicates)
     if not samples:
         detail = f"; first problem: {problems[0]}" if problems else ""
         raise DataSourceError(f"manifest {manifest} lists no usable samples{detail}")

@@ -59,6 +59,18 @@ def end_to_end(predictor: Any, rows: list, workers: int) -> float:
     return len(rows) / (time.perf_counter() - start)
 
 
+def _with_layout(predictor: TorchPredictor, channels_last: bool) -> TorchPredictor:
+    """The same model with its weights and inputs in the other memory layout."""
+    predictor.model.hparams.channels_last = channels_last  # prepare_input reads it
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    predictor.model.to(memory_format=layout)
+    return predictor
+
+
+def _torch_name(predictor: TorchPredictor) -> str:
+    return "pytorch fp32" + (" channels-last" if predictor.model.hparams.channels_last else "")
+
+
 def run_inference_benchmark(
     checkpoint: str,
     images: str | None = None,
@@ -81,16 +93,10 @@ def run_inference_benchmark(
             raise ValueError(f"{len(rows) - len(batch)} of the benchmark images are bad files")
         parity = export_onnx(checkpoint, folder / "model.onnx", images, min(32, len(rows)))
         quantize_onnx(folder / "model.onnx", folder / "model.int8.onnx", calibration)
-        layouts = TorchPredictor(checkpoint)
-        layouts.model.hparams.channels_last = not eager.model.hparams.channels_last
-        layouts.model.to(
-            memory_format=torch.channels_last
-            if layouts.model.hparams.channels_last
-            else torch.contiguous_format
-        )
+        other = _with_layout(TorchPredictor(checkpoint), not eager.model.hparams.channels_last)
         variants: dict[str, Any] = {
-            f"pytorch fp32{' channels-last' if eager.model.hparams.channels_last else ''}": eager,
-            f"pytorch fp32{' channels-last' if layouts.model.hparams.channels_last else ''}": layouts,
+            _torch_name(eager): eager,
+            _torch_name(other): other,
             "onnxruntime fp32": OnnxPredictor(folder / "model.onnx"),
             "onnxruntime int8": OnnxPredictor(folder / "model.int8.onnx"),
         }
@@ -138,7 +144,8 @@ def format_results(result: dict[str, Any]) -> str:
         lines.append(
             f"{r['variant']:30s} {r['ms_batch1']:10.2f} {r['ms_batch16']:11.2f} "
             f"{base / r['ms_batch16']:7.2f}x {r['e2e_img_s']:10.1f} "
-            f"{100 * r['e2e_img_s'] / result['decode_floor_img_s']:7.0f}% {r['size_mb']:6.1f} {acc:>9s}"
+            f"{100 * r['e2e_img_s'] / result['decode_floor_img_s']:7.0f}% "
+            f"{r['size_mb']:6.1f} {acc:>9s}"
         )
     p = result["parity"]
     lines.append(

