@@ -1,5 +1,8 @@
 """`ckpt_path=last` continues the newest run where it stopped, in its own directory."""
 
+import os
+import signal
+
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -39,9 +42,22 @@ def _final_weights(objects) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in objects["model"].state_dict().items()}
 
 
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory):
+    return train(compose("train", RUN, tmp_path_factory.mktemp("whole")))
+
+
+def _assert_same_run(resumed_metrics, resumed, whole_metrics, whole):
+    for key in ("val/acc", "val/loss", "train/loss_epoch", "test/acc", "test/loss"):
+        assert resumed_metrics[key] == pytest.approx(whole_metrics[key], rel=1e-5), key
+    a, b = _final_weights(whole), _final_weights(resumed)
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+    assert resumed["trainer"].current_epoch == 3
+
+
 @pytest.mark.slow
-def test_resumed_run_matches_the_uninterrupted_one(tmp_path):
-    whole_metrics, whole = train(compose("train", RUN, tmp_path / "whole"))
+def test_resumed_run_matches_the_uninterrupted_one(tmp_path, whole_run):
+    whole_metrics, whole = whole_run
 
     root = tmp_path / "killed"
     run_dir = root / "logs/train/runs/2026-01-01_00-00-00-000001"
@@ -57,11 +73,38 @@ def test_resumed_run_matches_the_uninterrupted_one(tmp_path):
     assert not (root / "out" / "checkpoints").exists()
     assert len(list((run_dir / "csv").iterdir())) == 2  # version_0 (killed), version_1
 
-    for key in ("val/acc", "val/loss", "train/loss_epoch", "test/acc", "test/loss"):
-        assert resumed_metrics[key] == pytest.approx(whole_metrics[key], rel=1e-5), key
-    a, b = _final_weights(whole), _final_weights(resumed)
-    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
-    assert resumed["trainer"].current_epoch == 3
+    _assert_same_run(resumed_metrics, resumed, whole_metrics, whole)
+
+
+class SigtermMidEpoch(pl.Callback):
+    """Sends this process SIGTERM in the middle of ``epoch``, as a scheduler preempts a job."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            # Only with Lightning's handler installed: the default one would end pytest.
+            if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+                raise RuntimeError("no SIGTERM handler installed")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_sigterm_saves_mid_epoch_exits_non_zero_and_resumes_exactly(tmp_path, whole_run):
+    root = tmp_path / "preempted"
+    run_dir = root / "logs/train/runs/2026-01-01_00-00-00-000001"
+    stop = ["+callbacks.stop._target_=tests.cli.test_resume.SigtermMidEpoch"]
+    stop += ["+callbacks.stop.epoch=1", "+callbacks.stop.batch=2", f"paths.output_dir={run_dir}"]
+    with pytest.raises(SystemExit) as info:
+        train(compose("train", RUN + stop, root))
+    assert info.value.code == 143
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    steps_per_epoch = 24 // 4
+    assert last["epoch"] == 1 and last["global_step"] == steps_per_epoch + 3  # mid-epoch
+
+    resumed_metrics, resumed = train(compose("train", [*RUN, "ckpt_path=last"], root))
+    _assert_same_run(resumed_metrics, resumed, *whole_run)
 
 
 def test_last_ckpt_is_the_last_epoch_when_the_metric_stops_improving(tmp_path):

@@ -4,6 +4,7 @@ uninterrupted one (``ckpt_path=last`` with ``trainer.deterministic=true``)."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -23,11 +24,55 @@ class ResumableEpochs(pl.Callback):
       RNG states, so a resumed run would otherwise draw other dropout masks;
     - on resume, restart the train iterator if it was started before Lightning set the sampler
       to the resumed epoch (Lightning creates it early and keeps it when resuming, so workers
-      would prefetch epoch 0's order and augmentation seeds).
+      would prefetch epoch 0's order and augmentation seeds);
+    - on a mid-epoch resume (a preempted run's checkpoint), skip the batches the checkpoint
+      already trained on and restore the RNG states it saved, so the rest of the epoch is the
+      uninterrupted run's (Lightning would otherwise replay the epoch's first batches).
     """
 
     def __init__(self, seed: int | None = 0) -> None:
         self.seed = 0 if seed is None else int(seed)
+        self._restored: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        # Plain tensors and numbers only: checkpoints load with weights_only=True.
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        return {
+            "torch": torch.get_rng_state(),
+            "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos)},
+            "numpy_gauss": [int(has_gauss), float(gauss)],
+            "python": [list(v) if isinstance(v, tuple) else v for v in random.getstate()],
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._restored = state_dict
+
+    @staticmethod
+    def _restore_rng(state: dict[str, Any] | None) -> None:
+        if not state:
+            return
+        torch.set_rng_state(state["torch"])
+        has_gauss, gauss = state["numpy_gauss"]
+        keys = state["numpy"]["keys"].numpy().astype(np.uint32)
+        np.random.set_state(("MT19937", keys, state["numpy"]["pos"], has_gauss, gauss))
+        version, internal, gauss_next = state["python"]
+        random.setstate((version, tuple(internal), gauss_next))
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        fit_loop = trainer.fit_loop
+        sampler = getattr(trainer.train_dataloader, "sampler", None)
+        restored, self._restored = self._restored, None
+        # Lightning skips on_train_epoch_start when it restarts mid-epoch: continue that epoch here.
+        if not (fit_loop.restarted_mid_epoch and isinstance(sampler, SeededSampler)):
+            return
+        done = fit_loop.epoch_loop.batch_progress.current.completed
+        sampler.set_epoch(fit_loop.epoch_progress.current.processed)
+        sampler.skip_next(done * trainer.train_dataloader.batch_size)
+        if fit_loop._data_fetcher is not None:
+            iter(fit_loop._data_fetcher)
+        # After the iterator: creating one draws its base seed from torch's generator, which the
+        # uninterrupted run did before the epoch's first batch, not mid-epoch.
+        self._restore_rng(restored)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         fit_loop = trainer.fit_loop

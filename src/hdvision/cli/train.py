@@ -20,8 +20,10 @@ from hydra.utils import instantiate
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import WeightAveraging
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from hdvision.analysis.cost import log_cost_report, stem_input_size
+from hdvision.callbacks.preemption import PREEMPTED_EXIT_CODE
 from hdvision.cli.runtime import find_last_checkpoint, instantiate_group, print_config_tree
 from hdvision.models.checkpoint import check_config_matches, read_checkpoint
 
@@ -95,7 +97,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if ckpt_path is not None:
         check_config_matches(ckpt_path, read_checkpoint(ckpt_path), model.hparams)
     if cfg.get("train", True):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        except SIGTERMException as stop:
+            # Lightning's SIGTERM stop is a SystemExit with status 0; a scheduler must see that
+            # the run did not finish (the Preemption callback saved where it stopped).
+            log.error("Run stopped by SIGTERM before it finished; resume with ckpt_path=last")
+            raise SystemExit(PREEMPTED_EXIT_CODE) from stop
     metrics = _metrics(trainer)
     if cfg.get("test"):
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None

@@ -110,6 +110,12 @@ class SeededSampler(Sampler):
         self.rank = rank
         self.epoch = 0
         self.iterated_epoch: int | None = None  # the epoch the last iteration was started at
+        self._skip = 0
+
+    def skip_next(self, count: int) -> None:
+        """The next iteration starts ``count`` samples into this rank's share of the epoch (a
+        mid-epoch resume: those samples were trained on before the interruption)."""
+        self._skip = count
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -130,7 +136,8 @@ class SeededSampler(Sampler):
         if total > self.length:  # pad so that every rank gets the same number of samples
             repeat = torch.arange(total) % self.length
             order, seeds = order[repeat], seeds[repeat]
-        shard = slice(self.rank, total, self.num_replicas)
+        start, self._skip = self.rank + self._skip * self.num_replicas, 0
+        shard = slice(start, total, self.num_replicas)
         yield from zip(order[shard].tolist(), seeds[shard].tolist(), strict=True)
 
 

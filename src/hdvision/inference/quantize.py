@@ -21,6 +21,21 @@ from hdvision.inference.predictor import OnnxPredictor
 from hdvision.inference.samples import decoded_batch, image_rows
 
 
+def float_nodes(path: str | Path) -> list[str]:
+    """Nodes to keep in float: the saliency sampler's zoom (its detail prior subtracts large
+    squares and its grid comes from float64 CDFs: int8 there moves where the model looks) and
+    the area resizes (MatMul with averaging constants, on the image's skip path)."""
+    import onnx
+
+    names = []
+    for node in onnx.load(str(path), load_external_data=False).graph.node:
+        scope = {p.key: p.value for p in node.metadata_props}.get("namespace", "")
+        in_zoom = "hdvision.models.zoom." in scope and "model.stem.inner" not in scope
+        if in_zoom or node.op_type == "MatMul":
+            names.append(node.name)
+    return names
+
+
 class _Batches:
     """onnxruntime's CalibrationDataReader protocol over a uint8 image tensor."""
 
@@ -66,6 +81,7 @@ def quantize_onnx(
         prepared = Path(scratch) / "prepared.onnx"
         # Shape inference and graph optimisation first, as onnxruntime recommends for static int8.
         quant_pre_process(str(model), str(prepared), skip_symbolic_shape=False)
+        keep_float = float_nodes(model)
         quantize_static(
             str(prepared),
             str(out),
@@ -75,6 +91,7 @@ def quantize_onnx(
             weight_type=QuantType.QInt8,
             per_channel=True,
             calibrate_method=methods[method],
+            nodes_to_exclude=keep_float,
         )
     add_metadata(out, source.meta)
     return {"calibration_images": len(images), "method": method}
