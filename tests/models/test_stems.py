@@ -59,3 +59,14 @@ def test_channels_last_gives_the_same_result(name):
 def test_unknown_stem_lists_the_registered_ones():
     with pytest.raises(ValueError, match="registered stems: .*space_to_depth"):
         create_stem("pixel_magic", (8, 8))
+
+
+def test_area_matrices_are_adaptive_average_pooling():
+    # What `resize` exports for sizes that do not divide (ONNX has no adaptive pooling).
+    import torch.nn.functional as F
+
+    from hdvision.models.stems import area_matrix
+
+    x = torch.randn(2, 3, 27, 50)
+    pooled = area_matrix(27, 7, x) @ x @ area_matrix(50, 12, x).T
+    torch.testing.assert_close(pooled, F.adaptive_avg_pool2d(x, (7, 12)), atol=1e-6, rtol=1e-5)

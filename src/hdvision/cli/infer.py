@@ -39,7 +39,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q = sub.add_parser("quantize", help="fp32 ONNX -> static int8 ONNX (onnxruntime)")
     q.add_argument("model", help="an `hdvision export` .onnx file")
     q.add_argument("--calibration", help="folder/CSV of training images (default: HD digits)")
-    q.add_argument("--num-images", type=int, default=128)
+    q.add_argument("--num-images", type=int, default=512, help="calibration images")
     q.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax")
     q.add_argument("--out", default="model.int8.onnx")
 

@@ -52,7 +52,7 @@ def quantize_onnx(
     model: str | Path,
     out: str | Path,
     calibration: str | None = None,
-    num_images: int = 128,
+    num_images: int = 512,
     batch_size: int = 16,
     method: str = "minmax",
 ) -> dict[str, Any]:
