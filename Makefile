@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-fast lint format clean
+.PHONY: install train test test-fast lint format clean gpu-wheels
 
 # Re-install only when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -30,6 +30,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Wheels for scripts/gpu_check.sh on a lent GPU machine (no network there); into .whl/.
+gpu-wheels: $(STAMP)
+	PYTHON=$(BIN)/python bash scripts/gpu_wheels.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

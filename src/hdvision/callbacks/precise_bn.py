@@ -3,9 +3,9 @@
 The running averages BatchNorm keeps during training mix statistics of many slightly different
 weights; on sparse HD-digit canvases, evaluation accuracy was very sensitive to this: the same
 final weights scored 73.2 % test accuracy with their running statistics and 87.2 % with
-statistics recomputed over 50 training batches (README, "Precise BatchNorm"). Recomputing them
-before each validation makes validation metrics, the checkpoint chosen from them and the saved
-model agree.
+statistics recomputed over 50 training batches (docs/results/default_run.md, "Precise
+BatchNorm"). Recomputing them before each validation makes validation metrics, the checkpoint
+chosen from them and the saved model agree.
 
 ``torch.optim.swa_utils.update_bn`` does the same but resets every BatchNorm, including those a
 ``BackboneFinetuning`` freeze stopped tracking (``track_running_stats=False``), which it would

@@ -1,8 +1,9 @@
 """Augmentations that run on the training device, after the host→device transfer.
 
 Per-pixel noise is the dearest host transform at the augmentation resolution (Albumentations'
-GaussNoise was half of the workers' augmentation time here, README "Tools"); on an accelerator it
-should be nearly free (not measured: no GPU here; on a CPU it costs what it cost the workers).
+GaussNoise was half of the workers' augmentation time here, docs/results/tools.md); on an
+accelerator it should be nearly free (not measured: no GPU here; on a CPU it costs what it cost
+the workers).
 Each transform keeps the semantics of its Albumentations namesake, so moving it is a config change:
 ``~data.augmentations.GaussNoise '+model.device_augmentations.GaussNoise={p: 1.0}'``.
 """

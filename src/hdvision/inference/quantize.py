@@ -2,10 +2,9 @@
 real decoded images, weights per channel.
 
 Why onnxruntime rather than PT2E's ``X86InductorQuantizer``: the int8 model is the ONNX file that
-``hdvision predict`` and any onnxruntime deployment load, with no torch at run time, and on this
-CPU (AVX-512 VNNI) onnxruntime's QLinear kernels ran the default model faster than PyTorch fp32
-(docs/results/inference.md); the PT2E path needs ``torch.compile`` (a C++ toolchain at run time)
-to be fast at all.
+``hdvision predict`` and any onnxruntime deployment load, with no torch at run time; the PT2E path
+gets its int8 speed only through ``torch.compile`` (Inductor, a C++ toolchain at run time) and was
+not measured here. What int8 gains and costs on the default model: docs/results/inference.md.
 """
 
 from __future__ import annotations

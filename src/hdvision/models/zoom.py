@@ -7,7 +7,8 @@ the input's resolution, goes through an inner stem (default: space-to-depth) to 
 
 Saliency = a detail prior (the pixel variance that area downsampling averages away: zoom where
 resizing would lose most) times a learned correction. Without the prior, the classification
-gradient alone did not move the zoom in the first 2 epochs of a default run (README).
+gradient alone did not move the zoom in the first 2 epochs of a default run
+(docs/results/default_run.md).
 """
 
 from __future__ import annotations
