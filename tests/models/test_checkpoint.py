@@ -56,6 +56,7 @@ def test_a_checkpoint_without_the_inference_fields_names_them(trained_run, tmp_p
     [
         (b"", "empty file"),
         (b"\x00not a checkpoint", "truncated or not a torch checkpoint"),
+        (b"junk", "truncated or not a torch checkpoint"),
         ("truncate", "truncated or not a torch checkpoint"),
         ("foreign", "holds objects other than plain data"),
         ("dict", "not a Lightning checkpoint"),
