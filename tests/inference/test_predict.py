@@ -158,3 +158,20 @@ def test_bad_model_or_input_gets_one_line(trained_run, tmp_path, capsys, case):
         "empty_folder": "holds no files",
         "foreign_onnx": "without hdvision metadata",
     }[case] in err
+
+
+def test_cuda_without_a_gpu_and_foreign_labels_get_one_line(trained_run, tmp_path, capsys):
+    import torch
+
+    image = write_image(tmp_path / "a.jpg")
+    ckpt, out = str(trained_run["ckpt"]), str(tmp_path / "p.csv")
+    real = torch.cuda.is_available
+    torch.cuda.is_available = lambda: False
+    try:
+        assert main(["predict", ckpt, str(image), "--out", out, "--device", "cuda"]) == 2
+    finally:
+        torch.cuda.is_available = real
+    assert "torch sees no CUDA device" in capsys.readouterr().err
+    (tmp_path / "m.csv").write_text("path,label\na.jpg,zebra\n")
+    assert main(["predict", ckpt, str(tmp_path / "m.csv"), "--out", out, "--workers", "0"]) == 2
+    assert "['zebra'] in the manifest are not among the model's classes" in capsys.readouterr().err

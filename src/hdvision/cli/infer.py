@@ -11,6 +11,20 @@ from pathlib import Path
 log = logging.getLogger("hdvision")
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict on image files, folders or a CSV manifest")
     p.add_argument("model", help="a train.py checkpoint (.ckpt) or an `hdvision export` .onnx")
@@ -18,13 +32,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "inputs", nargs="+", help="image files, folders (recursive) or path[,label] CSVs"
     )
     p.add_argument("--out", default="predictions.csv", help="CSV to write (default: %(default)s)")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--workers", type=int, default=2, help="decoding processes")
+    p.add_argument("--top-k", type=positive, default=5)
+    p.add_argument("--batch-size", type=positive, default=16)
+    p.add_argument("--workers", type=non_negative, default=2, help="decoding processes")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--on-bad-image", choices=("raise", "skip"), default="raise")
     p.add_argument("--save-views", metavar="DIR", help="PNGs: input beside the stem's output")
-    p.add_argument("--num-views", type=int, default=8, help="images for --save-views")
+    p.add_argument("--num-views", type=positive, default=8, help="images for --save-views")
 
     e = sub.add_parser("export", help="checkpoint -> ONNX (uint8 images -> logits), with parity")
     e.add_argument("checkpoint")
@@ -33,23 +47,23 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     e.add_argument(
         "--calibration-images", help="folder/CSV for the parity check (default: HD digits)"
     )
-    e.add_argument("--num-images", type=int, default=32, help="images in the parity check")
+    e.add_argument("--num-images", type=positive, default=32, help="images in the parity check")
     e.add_argument("--tolerance", type=float, default=None, help="max |logit difference|")
 
     q = sub.add_parser("quantize", help="fp32 ONNX -> static int8 ONNX (onnxruntime)")
     q.add_argument("model", help="an `hdvision export` .onnx file")
     q.add_argument("--calibration", help="folder/CSV of training images (default: HD digits)")
-    q.add_argument("--num-images", type=int, default=512, help="calibration images")
+    q.add_argument("--num-images", type=positive, default=512, help="calibration images")
     q.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax")
     q.add_argument("--out", default="model.int8.onnx")
 
     b = sub.add_parser("bench-infer", help="PyTorch vs onnxruntime fp32 vs int8, side by side")
     b.add_argument("checkpoint")
     b.add_argument("--images", help="labelled CSV/folder of test images (default: HD digits)")
-    b.add_argument("--num-images", type=int, default=256)
+    b.add_argument("--num-images", type=positive, default=256)
     b.add_argument("--calibration", help="folder/CSV of training images for int8")
-    b.add_argument("--workers", type=int, default=2)
-    b.add_argument("--repeats", type=int, default=5, help="timed rounds per model and batch")
+    b.add_argument("--workers", type=non_negative, default=2)
+    b.add_argument("--repeats", type=positive, default=5, help="timed rounds per model and batch")
     b.add_argument("--work-dir", help="where the ONNX files go (default: a temporary folder)")
     b.add_argument("--json", help="also write the numbers here")
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from hdvision.inference.export import export_onnx
+from hdvision.inference.inputs import InputError
 from hdvision.inference.predict import prediction_loader, run_predictions
 from hdvision.inference.predictor import OnnxPredictor, TorchPredictor
 from hdvision.inference.quantize import quantize_onnx
@@ -90,7 +91,10 @@ def run_inference_benchmark(
         labels = [names.index(r.label) for r in rows] if labelled else []
         batch = decoded_batch(rows, pre)
         if len(batch) != len(rows):
-            raise ValueError(f"{len(rows) - len(batch)} of the benchmark images are bad files")
+            raise InputError(
+                f"{len(rows) - len(batch)} of the benchmark images are bad files; check them "
+                "with `hdvision predict ... --on-bad-image skip`"
+            )
         parity = export_onnx(checkpoint, folder / "model.onnx", images, min(32, len(rows)))
         quantize_onnx(folder / "model.onnx", folder / "model.int8.onnx", calibration)
         other = _with_layout(TorchPredictor(checkpoint), not eager.model.hparams.channels_last)

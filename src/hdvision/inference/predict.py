@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from hdvision.data.augment import build_augmentations
 from hdvision.data.decode import BadImageError, decode_image
-from hdvision.inference.inputs import InputRow
+from hdvision.inference.inputs import InputError, InputRow
 
 log = logging.getLogger("hdvision")
 
@@ -158,8 +158,9 @@ def labelled_metrics(
     index = {name: i for i, name in enumerate(class_names)}
     unknown = sorted({r.label for r in rows if r.label is not None and r.label not in index})
     if unknown:
-        raise ValueError(
-            f"labels {unknown[:10]} are not among the model's classes {list(class_names)}"
+        raise InputError(
+            f"labels {unknown[:10]} in the manifest are not among the model's classes "
+            f"{list(class_names)}"
         )
     keep = [n for n, r in enumerate(rows) if r.label is not None and not errors[n]]
     if not keep:

@@ -103,6 +103,8 @@ def load_predictor(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such model file (pass a .ckpt or an exported .onnx)")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CheckpointError(f"{path}: --device cuda, but torch sees no CUDA device here")
     with open(path, "rb") as f:
         head = f.read(4)
     # torch checkpoints are zip archives; anything else is tried as ONNX (a protobuf).
