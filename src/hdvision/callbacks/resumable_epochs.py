@@ -36,11 +36,12 @@ class ResumableEpochs(pl.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         # Plain tensors and numbers only: checkpoints load with weights_only=True.
-        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        _, keys, pos, has_gauss, gauss = np.random.get_state()  # MT19937
+        numpy_state = {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos)}
+        numpy_state.update(has_gauss=int(has_gauss), gauss=float(gauss))
         return {
             "torch": torch.get_rng_state(),
-            "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos)},
-            "numpy_gauss": [int(has_gauss), float(gauss)],
+            "numpy": numpy_state,
             "python": [list(v) if isinstance(v, tuple) else v for v in random.getstate()],
         }
 
@@ -52,9 +53,11 @@ class ResumableEpochs(pl.Callback):
         if not state:
             return
         torch.set_rng_state(state["torch"])
-        has_gauss, gauss = state["numpy_gauss"]
-        keys = state["numpy"]["keys"].numpy().astype(np.uint32)
-        np.random.set_state(("MT19937", keys, state["numpy"]["pos"], has_gauss, gauss))
+        numpy_state = state["numpy"]
+        keys = numpy_state["keys"].numpy().astype(np.uint32)
+        np.random.set_state(
+            ("MT19937", keys, numpy_state["pos"], numpy_state["has_gauss"], numpy_state["gauss"])
+        )
         version, internal, gauss_next = state["python"]
         random.setstate((version, tuple(internal), gauss_next))
 
