@@ -69,7 +69,7 @@ def test_a_killed_generation_leaves_no_partial_data_set(tmp_path, monkeypatch):
     def die(job):
         raise KeyboardInterrupt  # killed while writing
 
-    monkeypatch.setattr(hd, "_write_chunk", die)
+    monkeypatch.setattr(hd, "write_chunk", die)
     with pytest.raises(KeyboardInterrupt):
         generate_hd_digits(SPEC, tmp_path, workers=1)
     assert list(tmp_path.iterdir()) == []  # neither a half-written folder nor a temporary one
@@ -83,7 +83,7 @@ def test_a_run_finishing_second_keeps_the_first_copy(tmp_path, monkeypatch):
 
     first = generate_hd_digits(SPEC, tmp_path / "first", workers=1)
     target = tmp_path / "shared" / first.name
-    real = hd._write_chunk
+    real = hd.write_chunk
 
     def other_run_finishes_meanwhile(job):
         if not target.exists():
@@ -92,7 +92,7 @@ def test_a_run_finishing_second_keeps_the_first_copy(tmp_path, monkeypatch):
             shutil.copytree(first, target)  # the other run renames its copy into place
         return real(job)
 
-    monkeypatch.setattr(hd, "_write_chunk", other_run_finishes_meanwhile)
+    monkeypatch.setattr(hd, "write_chunk", other_run_finishes_meanwhile)
     before = _digest_files(target) if target.exists() else None
     root = generate_hd_digits(SPEC, tmp_path / "shared", workers=1)
     assert root == target and before is None

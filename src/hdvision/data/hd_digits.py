@@ -129,7 +129,9 @@ def render_canvas(
     return np.asarray(canvas), target
 
 
-def _write_chunk(args: tuple) -> list[tuple[str, int]]:
+def write_chunk(args: tuple) -> list[tuple[str, int]]:
+    """Canvases ``start..stop`` of ``split`` as ``root/<split>/NNNNNN.jpg`` (the folder must
+    exist); returns their ``(relative path, label)`` rows. ``args`` is one tuple for ``map``."""
     spec, split, start, stop, root = args
     digits, labels = load_mnist_digits()
     pool = split_source_digits(labels, spec.split_fractions, spec.seed)[split]
@@ -182,9 +184,9 @@ def generate_hd_digits(spec: HDDigitsSpec, out_dir: str | Path, workers: int = 0
         # One pool for all splits, so each worker parses the MNIST file once.
         if workers > 1:
             with ProcessPoolExecutor(workers, initializer=_die_with_parent) as ex:
-                chunks = list(ex.map(_write_chunk, jobs))
+                chunks = list(ex.map(write_chunk, jobs))
         else:
-            chunks = [_write_chunk(job) for job in jobs]
+            chunks = [write_chunk(job) for job in jobs]
         for split in SPLITS:
             with open(tmp / f"{split}.csv", "w", newline="") as f:
                 writer = csv.writer(f)

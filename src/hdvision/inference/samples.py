@@ -6,17 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 
-from hdvision.data.hd_digits import SPLITS as HD_SPLITS
-from hdvision.data.hd_digits import (
-    HDDigitsSpec,
-    load_mnist_digits,
-    render_canvas,
-    split_source_digits,
-)
+from hdvision.data.hd_digits import HDDigitsSpec, write_chunk
 from hdvision.inference.inputs import InputError, InputRow, list_inputs
 from hdvision.inference.predict import PredictionImages
 
@@ -28,18 +20,12 @@ def write_hd_digits(
     1080 rows), drawn from ``split``'s source digits; rows carry their labels."""
     digit = max(8, round(80 * min(image_size) / 1080))
     spec = HDDigitsSpec(canvas=tuple(image_size), digit_size=digit, num_distractors=0, seed=seed)
-    digits, labels = load_mnist_digits()
-    pool = split_source_digits(labels, spec.split_fractions, spec.seed)[split]
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i in range(count):
-        rng = np.random.default_rng([seed, HD_SPLITS.index(split), i, 7])
-        canvas, target = render_canvas(spec, digits, labels, pool, rng)
-        path = out / f"{split}_{i:05d}.jpg"
-        Image.fromarray(canvas).save(path, quality=spec.jpeg_quality)
-        rows.append(InputRow(str(path), str(target)))
-    return rows
+    (out / split).mkdir(parents=True, exist_ok=True)
+    return [
+        InputRow(str(out / rel), str(label))
+        for rel, label in write_chunk((spec, split, 0, count, out))
+    ]
 
 
 def image_rows(
