@@ -88,6 +88,9 @@ def run_inference_benchmark(
         pre, names = eager.meta["preprocessing"], eager.meta["class_names"]
         rows = image_rows(images, pre, num_images, folder / "images")
         labelled = all(r.label is not None for r in rows)
+        unknown = sorted({r.label for r in rows if labelled and r.label not in names})
+        if unknown:
+            raise InputError(f"labels {unknown[:10]} are not among the model's classes {names}")
         labels = [names.index(r.label) for r in rows] if labelled else []
         batch = decoded_batch(rows, pre)
         if len(batch) != len(rows):
