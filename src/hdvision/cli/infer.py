@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from pathlib import Path
-
-log = logging.getLogger("hdvision")
 
 
 def positive(text: str) -> int:

@@ -4,7 +4,6 @@ model's classes and preprocessing in its metadata, checked against PyTorch on re
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 import warnings
 from pathlib import Path
@@ -15,8 +14,6 @@ import torch
 
 from hdvision.inference.predictor import ONNX_META_KEY, OnnxPredictor, TorchPredictor
 from hdvision.inference.samples import decoded_batch, image_rows
-
-log = logging.getLogger("hdvision")
 
 # Parity bound on |logit difference| between PyTorch and onnxruntime fp32: float32 rounding in a
 # different kernel order stays orders of magnitude below it (measured ~1e-6 on the default model);

@@ -9,7 +9,6 @@ files in.
 from __future__ import annotations
 
 import csv
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,6 @@ from torch.utils.data import DataLoader, Dataset
 from hdvision.data.augment import build_augmentations
 from hdvision.data.decode import BadImageError, decode_image
 from hdvision.inference.inputs import InputError, InputRow
-
-log = logging.getLogger("hdvision")
 
 
 class PredictionImages(Dataset):
