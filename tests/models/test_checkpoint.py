@@ -105,3 +105,16 @@ def test_resume_refuses_a_checkpoint_of_another_config(trained_run, tmp_path):
     )
     with pytest.raises(CheckpointError, match="preprocessing.sample_size"):
         train(cfg)
+
+
+def test_resume_never_unpickles_code_even_when_torch_is_told_to(trained_run, tmp_path, monkeypatch):
+    # torch loads with weights_only=False under this variable wherever the caller does not pass
+    # weights_only; a resumed checkpoint with a pickled payload must still be refused.
+    state = torch.load(trained_run["ckpt"], map_location="cpu", weights_only=True)
+    state["callbacks"]["payload"] = shutil.Error("unpickled code would run here")
+    tampered = tmp_path / "tampered.ckpt"
+    torch.save(state, tampered)
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    cfg = compose("train", [*TINY_SALIENCY, f"ckpt_path={tampered}"], tmp_path)
+    with pytest.raises(CheckpointError, match="holds objects other than plain data"):
+        train(cfg)
