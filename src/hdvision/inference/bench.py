@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from hdvision.inference.export import export_onnx
-from hdvision.inference.inputs import InputError
+from hdvision.inference.inputs import InputError, label_indices
 from hdvision.inference.predict import prediction_loader, run_predictions
 from hdvision.inference.predictor import OnnxPredictor, TorchPredictor
 from hdvision.inference.quantize import quantize_onnx
@@ -87,11 +87,8 @@ def run_inference_benchmark(
         eager = TorchPredictor(checkpoint)
         pre, names = eager.meta["preprocessing"], eager.meta["class_names"]
         rows = image_rows(images, pre, num_images, folder / "images")
-        labelled = all(r.label is not None for r in rows)
-        unknown = sorted({r.label for r in rows if labelled and r.label not in names})
-        if unknown:
-            raise InputError(f"labels {unknown[:10]} are not among the model's classes {names}")
-        labels = [names.index(r.label) for r in rows] if labelled else []
+        indices = label_indices(rows, names)
+        labels = [] if None in indices else indices  # accuracy only when every image has one
         batch = decoded_batch(rows, pre)
         if len(batch) != len(rows):
             raise InputError(

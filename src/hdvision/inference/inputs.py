@@ -65,3 +65,16 @@ def list_inputs(inputs: list[str]) -> list[InputRow]:
         else:
             raise InputError(f"input {path} does not exist (pass image files, folders or a CSV)")
     return rows
+
+
+def label_indices(rows: list[InputRow], class_names: list[str]) -> list[int | None]:
+    """Each row's class index (None where the row has no label); a label that is not one of the
+    model's classes is an :class:`InputError` naming it."""
+    index = {name: i for i, name in enumerate(class_names)}
+    unknown = sorted({r.label for r in rows if r.label is not None and r.label not in index})
+    if unknown:
+        raise InputError(
+            f"labels {unknown[:10]} in the manifest are not among the model's classes "
+            f"{list(class_names)}"
+        )
+    return [None if r.label is None else index[r.label] for r in rows]

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from hdvision.data.augment import build_augmentations
 from hdvision.data.decode import BadImageError, decode_image
-from hdvision.inference.inputs import InputError, InputRow
+from hdvision.inference.inputs import InputRow, label_indices
 
 
 class PredictionImages(Dataset):
@@ -152,18 +152,12 @@ def labelled_metrics(
         multiclass_f1_score,
     )
 
-    index = {name: i for i, name in enumerate(class_names)}
-    unknown = sorted({r.label for r in rows if r.label is not None and r.label not in index})
-    if unknown:
-        raise InputError(
-            f"labels {unknown[:10]} in the manifest are not among the model's classes "
-            f"{list(class_names)}"
-        )
-    keep = [n for n, r in enumerate(rows) if r.label is not None and not errors[n]]
+    labels = label_indices(list(rows), list(class_names))
+    keep = [n for n, label in enumerate(labels) if label is not None and not errors[n]]
     if not keep:
         return None
     preds = torch.from_numpy(logits[keep]).argmax(1)
-    target = torch.tensor([index[rows[n].label] for n in keep])
+    target = torch.tensor([labels[n] for n in keep])
     k = len(class_names)
     result = {
         "images": len(keep),
