@@ -1,7 +1,9 @@
 import copy
+import multiprocessing
 from itertools import islice
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from torch import nn
 
@@ -69,3 +71,38 @@ def test_with_ema_the_statistics_are_those_of_the_averaged_weights(tmp_path):
 
 def test_without_it_running_averages_lag_the_weights(tmp_path):
     assert _stats_gap_after_fit(tmp_path, ["callbacks.precise_bn=null"]) > 1e-3
+
+
+class _CountWorkers(pl.Callback):
+    """Worker processes alive after precise BN ran (first val batch) and at each validation end."""
+
+    def __init__(self) -> None:
+        self.counts: list[int] = []
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *_) -> None:
+        if not trainer.sanity_checking and batch_idx == 0:
+            self.counts.append(len(multiprocessing.active_children()))
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.counts.append(len(multiprocessing.active_children()))
+
+
+def test_its_loader_leaves_no_worker_processes_behind(tmp_path):
+    # Train and val keep their persistent workers (2 each); precise BN's own loader must not add
+    # a third persistent set (issue 22: num_workers=8 left up to 24 processes).
+    cfg = compose(
+        "train",
+        [
+            *TINY,
+            "data.num_workers=2",
+            "trainer.max_epochs=2",
+            "callbacks.precise_bn.num_batches=2",
+            "test=false",
+            "+callbacks.count._target_=tests.callbacks.test_precise_bn._CountWorkers",
+        ],
+        tmp_path,
+    )
+    _, objects = train(cfg)
+    (counter,) = [c for c in objects["callbacks"] if isinstance(c, _CountWorkers)]
+    assert counter.counts == [4, 4, 4, 4]

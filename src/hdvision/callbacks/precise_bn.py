@@ -23,14 +23,41 @@ import torch
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_warn
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.data import DataLoader
+
+
+def one_shot(loader: Any) -> Any:
+    """``loader`` without persistent workers: train and val already keep theirs alive, a third
+    persistent set would stay for the whole fit (3 x num_workers processes on a small machine)."""
+    if not isinstance(loader, DataLoader) or not loader.persistent_workers:
+        return loader
+    return DataLoader(
+        loader.dataset,
+        batch_size=loader.batch_size,
+        sampler=loader.sampler,
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        drop_last=loader.drop_last,
+        prefetch_factor=loader.prefetch_factor,
+        worker_init_fn=loader.worker_init_fn,
+        persistent_workers=False,
+    )
 
 
 def model_inputs(pl_module: pl.LightningModule, loader: Any, num_batches: int) -> Iterator[Any]:
-    """The first ``num_batches`` inputs of ``loader`` as ``pl_module`` receives them."""
-    for batch in islice(loader, num_batches):
-        batch = pl_module.transfer_batch_to_device(batch, pl_module.device, 0)
-        batch = pl_module.on_after_batch_transfer(batch, 0)
-        yield batch["image"] if isinstance(batch, dict) else batch[0]
+    """The first ``num_batches`` inputs of ``loader`` as ``pl_module`` receives them; the loader's
+    workers are shut down when done, not when the garbage collector gets to them."""
+    batches = iter(loader)
+    try:
+        for batch in islice(batches, num_batches):
+            batch = pl_module.transfer_batch_to_device(batch, pl_module.device, 0)
+            batch = pl_module.on_after_batch_transfer(batch, 0)
+            yield batch["image"] if isinstance(batch, dict) else batch[0]
+    finally:
+        shutdown = getattr(batches, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
 
 
 @torch.no_grad()
@@ -87,7 +114,7 @@ class PreciseBatchNorm(pl.Callback):
         if trainer.datamodule is None:
             rank_zero_warn("PreciseBatchNorm needs a LightningDataModule; statistics not updated")
             return
-        loader = trainer.datamodule.train_dataloader()
+        loader = one_shot(trainer.datamodule.train_dataloader())
         # Validation runs under inference mode; updated buffers must stay ordinary tensors.
         with torch.inference_mode(False):
             recompute_batchnorm_stats(pl_module, model_inputs(pl_module, loader, self.num_batches))
@@ -95,4 +122,3 @@ class PreciseBatchNorm(pl.Callback):
                 if isinstance(m, _BatchNorm) and m.track_running_stats:
                     for buf in (m.running_mean, m.running_var):
                         buf.copy_(trainer.strategy.reduce(buf.clone(), reduce_op="mean"))
-        del loader  # shuts its workers down
