@@ -64,3 +64,23 @@ def test_summary_pools_several_sweeps_whatever_the_override_order(tmp_path, caps
 def test_missing_trials_file_names_the_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         read_trials(tmp_path)
+
+
+def test_ok_rows_with_non_finite_metrics_are_counted_not_averaged(tmp_path, capsys):
+    # Diverged trials recorded `ok` by older runs (issue 22): statistics.stdev crashed on NaN.
+    rows = [
+        *ROWS[:2],
+        ("ok", "model/stem=resize seed=3 trainer.max_epochs=2", {"val/acc": math.nan}),
+        (
+            "ok",
+            "model/stem=resize seed=4 trainer.max_epochs=2",
+            {"val/acc": 0.6, "test/acc": math.inf},
+        ),
+    ]
+    _write_trials(tmp_path / "trials.csv", rows)
+    _, parsed = read_trials(tmp_path)
+    (resize,) = summarize_trials(parsed, ["val/acc", "test/acc"])
+    assert (resize["n"], resize["failed"], resize["non_finite"]) == (2, 0, 2)
+    assert resize["val/acc"][0] == pytest.approx(0.6)
+    assert main(["sweep-summary", str(tmp_path)]) == 0
+    assert "2 non-finite" in capsys.readouterr().out

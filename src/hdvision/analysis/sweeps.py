@@ -49,17 +49,21 @@ def summarize_trials(
     rows: Sequence[dict[str, Any]], metrics: Sequence[str], ignore: Sequence[str] = ("seed",)
 ) -> list[dict[str, Any]]:
     """Group rows by their overrides minus the ``ignore`` keys (in first-seen order); per group the
-    number of ok and failed jobs and (mean, sample std) of each metric over the ok jobs."""
+    number of ok and failed jobs and (mean, sample std) of each metric over the ok jobs. An ``ok``
+    row with a NaN or infinite metric (a diverged trial recorded before such trials were marked
+    failed) is counted as ``non_finite`` and left out of the statistics."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(_without(row["overrides"], ignore), []).append(row)
     summary = []
     for overrides, members in groups.items():
-        ok = [r for r in members if r["status"] == "ok"]
+        done = [r for r in members if r["status"] == "ok"]
+        ok = [r for r in done if all(math.isfinite(v) for v in r["metrics"].values())]
         entry: dict[str, Any] = {
             "overrides": overrides,
             "n": len(ok),
-            "failed": len(members) - len(ok),
+            "failed": len(members) - len(done),
+            "non_finite": len(done) - len(ok),
         }
         for name in metrics:
             values = [r["metrics"][name] for r in ok if name in r["metrics"]]
@@ -79,5 +83,6 @@ def format_summary(summary: Sequence[dict[str, Any]], metrics: Sequence[str]) ->
         name = " ".join(t for t in own if t not in shared) or "(no overrides)"
         cells = [f"{metric} {entry[metric][0]:.4f} ± {entry[metric][1]:.4f}" for metric in metrics]
         failed = f", {entry['failed']} failed" if entry["failed"] else ""
+        failed += f", {entry['non_finite']} non-finite" if entry["non_finite"] else ""
         lines.append(f"{name}  [n={entry['n']}{failed}]  " + "  ".join(cells))
     return "\n".join(lines)

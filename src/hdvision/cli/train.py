@@ -7,6 +7,8 @@ import fcntl
 import json
 import logging
 import math
+import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -23,7 +25,7 @@ from pytorch_lightning.callbacks import WeightAveraging
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from hdvision.analysis.cost import log_cost_report, stem_input_size
-from hdvision.callbacks.preemption import PREEMPTED_EXIT_CODE
+from hdvision.callbacks.preemption import Preemption, exit_code
 from hdvision.cli.runtime import find_last_checkpoint, instantiate_group, print_config_tree
 from hdvision.models.checkpoint import check_config_matches, read_checkpoint
 
@@ -61,10 +63,16 @@ def _metrics(trainer: pl.Trainer) -> dict[str, float]:
 def resolve_resume(cfg: DictConfig) -> str | None:
     """The checkpoint to resume from: an explicit ``ckpt_path`` always wins; ``ckpt_path=last``
     / ``resume=true``: the newest run's newest ``last*.ckpt``, and that run's directory becomes
-    this run's output directory."""
+    this run's output directory; a requeued SLURM job: its own directory's ``last.ckpt``."""
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path and ckpt_path != "last":
         return ckpt_path
+    own = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+    if ckpt_path is None and restarts > 0 and own.is_file():
+        # A requeued SLURM job runs again with the same arguments, into the same directory.
+        log.info("Requeued job (SLURM_RESTART_COUNT=%d): continuing from %s", restarts, own)
+        return str(own)
     if not (cfg.get("resume") or ckpt_path == "last"):
         return None
     ckpt = find_last_checkpoint(cfg.paths.log_dir, cfg.task_name, exclude=cfg.paths.output_dir)
@@ -72,6 +80,20 @@ def resolve_resume(cfg: DictConfig) -> str | None:
         cfg.paths.output_dir = str(ckpt.parent.parent)
     log.info("Resuming %s from %s; outputs continue there", ckpt.parent.parent, ckpt.name)
     return str(ckpt)
+
+
+def _exit_if_stopped_by_signal(trainer: pl.Trainer, stop: SystemExit) -> None:
+    """Lightning ends a SIGTERM stop with status 0 and a Ctrl-C with 1; a scheduler must see that
+    the run did not finish (the Preemption callback saved where it stopped): exit 128 + signal,
+    after the requeue handler of a submitit job ran."""
+    stopped = [c for c in trainer.callbacks if isinstance(c, Preemption) and c.signal]
+    if not stopped and not isinstance(stop, SIGTERMException):
+        return
+    by = stopped[0].signal if stopped else signal.SIGTERM
+    log.error("Run stopped by %s before it finished; resume with ckpt_path=last", by.name)
+    if stopped:
+        stopped[0].requeue()  # submitit's handler requeues the job and exits
+    raise SystemExit(exit_code(by)) from stop
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
@@ -99,11 +121,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if cfg.get("train", True):
         try:
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        except SIGTERMException as stop:
-            # Lightning's SIGTERM stop is a SystemExit with status 0; a scheduler must see that
-            # the run did not finish (the Preemption callback saved where it stopped).
-            log.error("Run stopped by SIGTERM before it finished; resume with ckpt_path=last")
-            raise SystemExit(PREEMPTED_EXIT_CODE) from stop
+        except SystemExit as stop:
+            _exit_if_stopped_by_signal(trainer, stop)
+            raise
     metrics = _metrics(trainer)
     if cfg.get("test"):
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
