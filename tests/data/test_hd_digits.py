@@ -1,5 +1,10 @@
 import csv
 import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,3 +103,43 @@ def test_a_run_finishing_second_keeps_the_first_copy(tmp_path, monkeypatch):
     assert root == target and before is None
     assert _digest_files(root) == _digest_files(first)
     assert [p.name for p in (tmp_path / "shared").iterdir()] == [root.name]
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return set()
+    return {int(c) for c in text.split()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads /proc (Linux)")
+def test_generator_workers_die_with_a_killed_run(tmp_path):
+    # A run killed with SIGKILL (no cleanup code runs) must not leave its pool writing on.
+    script = (
+        "from hdvision.data.hd_digits import HDDigitsSpec, generate_hd_digits\n"
+        "spec = HDDigitsSpec(canvas=(540, 960), digit_size=40, num_train=4000, num_val=4,"
+        " num_test=4)\n"
+        f"generate_hd_digits(spec, {str(tmp_path)!r}, workers=2)\n"
+    )
+    run = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := _children(run.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(workers) >= 2, "the generator pool did not start"
+    finally:
+        run.kill()
+        run.wait()
+    deadline = time.monotonic() + 10
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(_alive, workers))
