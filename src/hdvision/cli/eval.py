@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hdvision.callbacks.precise_bn import model_inputs, recompute_batchnorm_stats
 from hdvision.cli.runtime import print_config_tree
-from hdvision.cli.train import build
+from hdvision.cli.train import build, use_checkpoint_architecture
 from hdvision.models.checkpoint import check_config_matches, read_checkpoint
 
 log = logging.getLogger("hdvision")
@@ -23,6 +23,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     checkpoint = read_checkpoint(ckpt)  # one clear line for an empty, truncated or foreign file
     if (cfg.get("extras") or {}).get("print_config"):
         print_config_tree(cfg, save_to=Path(cfg.paths.output_dir) / "config_tree.log")
+    use_checkpoint_architecture(cfg, checkpoint)  # a pruned checkpoint's channel counts
     objects = build(cfg)
     for logger in objects["loggers"]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

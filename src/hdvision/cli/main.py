@@ -1,5 +1,5 @@
 """The `hdvision` console script: check-data, bench-data, bench-loader, cost, sweep-summary,
-predict, export, quantize, bench-infer."""
+predict, export, quantize, bench-infer, prune."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from hdvision.analysis.cost import log_cost_report, stem_input_size
 from hdvision.callbacks.preemption import Preemption, exit_code
 from hdvision.cli.runtime import find_last_checkpoint, instantiate_group, print_config_tree
-from hdvision.models.checkpoint import check_config_matches, read_checkpoint
+from hdvision.models.checkpoint import CheckpointError, check_config_matches, read_checkpoint
 
 log = logging.getLogger("hdvision")
 
@@ -54,6 +54,28 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         "loggers": loggers,
         "trainer": trainer,
     }
+
+
+def use_checkpoint_architecture(cfg: DictConfig, checkpoint: dict[str, Any] | None) -> None:
+    """Set ``model.pruned`` from the checkpoint a run starts from (None when it has none)."""
+    if checkpoint is None or "pruned" not in cfg.model:
+        return
+    pruned = (checkpoint.get("hyper_parameters") or {}).get("pruned")
+    with open_dict(cfg):
+        cfg.model.pruned = pruned
+
+
+def load_weights(path: str, checkpoint: dict[str, Any], model: pl.LightningModule) -> None:
+    """``init_from``: the checkpoint's weights (not its optimizer or loop state) into ``model``,
+    refused with the differing settings named when it was trained for another architecture."""
+    check_config_matches(path, checkpoint, model.hparams)
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"init_from={path}: its weights do not fit this model ({str(err).splitlines()[0]})"
+        ) from err
+    log.info("Initialised the model's weights from %s", path)
 
 
 def _metrics(trainer: pl.Trainer) -> dict[str, float]:
@@ -106,8 +128,14 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     is_rank_zero = rank_zero_only.rank == 0
     if extras.get("print_config") and is_rank_zero:
         print_config_tree(cfg, save_to=output_dir / "config_tree.log")
+    resumed = read_checkpoint(ckpt_path) if ckpt_path is not None else None
+    init = read_checkpoint(cfg.init_from) if cfg.get("init_from") else None
+    # A pruned checkpoint's channel counts are part of its architecture: build that one.
+    use_checkpoint_architecture(cfg, resumed or init)
     objects = build(cfg)
     datamodule, model, trainer = objects["datamodule"], objects["model"], objects["trainer"]
+    if init is not None:
+        load_weights(cfg.init_from, init, model)
     for logger in objects["loggers"]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     # Lightning's model summary counts FLOPs (and shows in/out sizes) only with an example input.
@@ -116,8 +144,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if extras.get("cost_report") and is_rank_zero:
         log_cost_report(model, datamodule.sample_size, objects["loggers"], output_dir)
 
-    if ckpt_path is not None:
-        check_config_matches(ckpt_path, read_checkpoint(ckpt_path), model.hparams)
+    if resumed is not None:
+        check_config_matches(ckpt_path, resumed, model.hparams)
     if cfg.get("train", True):
         try:
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)

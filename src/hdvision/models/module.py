@@ -22,6 +22,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from hdvision.data.device_augment import build_device_augmentations
 from hdvision.models.backbone import create_backbone
 from hdvision.models.backbone import normalization as backbone_normalization
+from hdvision.models.layer_shapes import apply_layer_shapes
 from hdvision.models.schedules import linear_warmup
 from hdvision.models.stems import create_stem
 
@@ -71,6 +72,7 @@ class HDClassifier(pl.LightningModule):
         class_names: Sequence[str] | None = None,
         preprocessing: Mapping[str, Any] | None = None,
         normalization: Mapping[str, Sequence[float]] | None = None,
+        pruned: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         for key, size in (("backbone_input", backbone_input), ("input_size", input_size)):
@@ -97,12 +99,16 @@ class HDClassifier(pl.LightningModule):
                     # mean and how images were decoded for the model.
                     "class_names": class_names,
                     "preprocessing": preprocessing,
+                    # A pruned backbone's channel counts (hdvision.compress.prune), or None.
+                    "pruned": pruned,
                 }
             )
         )
         stem_spec = dict(self.hparams.stem)
         self.stem = create_stem(stem_spec.pop("name"), self.hparams.backbone_input, **stem_spec)
         self.backbone = create_backbone(num_classes=num_classes, **self.hparams.backbone)
+        if pruned:
+            apply_layer_shapes(self.backbone, pruned["shapes"])
         if normalization is None:
             # timm's pretrained config decides; the checkpoint records it so inference never
             # depends on a later timm's default.

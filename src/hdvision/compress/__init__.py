@@ -1,0 +1,1 @@
+"""After training: smaller models from a trained one (structured pruning, distillation)."""
