@@ -132,6 +132,7 @@ def model_from_checkpoint(path: str | Path, **supplied: Any) -> Any:
     # The state dict holds every weight: no pretrained file is read, nothing is compiled.
     hparams["backbone"] = {**hparams["backbone"], "weights": None}
     hparams["compile"] = False
+    hparams["distill"] = None  # the teacher is for training only
     model = HDClassifier(**hparams)
     try:
         model.load_state_dict(checkpoint["state_dict"])

@@ -22,6 +22,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from hdvision.data.device_augment import build_device_augmentations
 from hdvision.models.backbone import create_backbone
 from hdvision.models.backbone import normalization as backbone_normalization
+from hdvision.models.distill import Teacher, check_distill, distillation_loss
 from hdvision.models.layer_shapes import apply_layer_shapes
 from hdvision.models.schedules import linear_warmup
 from hdvision.models.stems import create_stem
@@ -73,11 +74,13 @@ class HDClassifier(pl.LightningModule):
         preprocessing: Mapping[str, Any] | None = None,
         normalization: Mapping[str, Sequence[float]] | None = None,
         pruned: Mapping[str, Any] | None = None,
+        distill: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         for key, size in (("backbone_input", backbone_input), ("input_size", input_size)):
             if size is not None and (len(size) != 2 or min(size) < 1):
                 raise ValueError(f"model.{key} must be two positive sizes [h, w], got {size}")
+        distill = check_distill(dict(distill)) if distill else None
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(
                 f"{len(class_names)} class_names for num_classes={num_classes}: {class_names}"
@@ -101,6 +104,8 @@ class HDClassifier(pl.LightningModule):
                     "preprocessing": preprocessing,
                     # A pruned backbone's channel counts (hdvision.compress.prune), or None.
                     "pruned": pruned,
+                    # Training only (teacher path, alpha, temperature); inference ignores it.
+                    "distill": distill,
                 }
             )
         )
@@ -119,6 +124,8 @@ class HDClassifier(pl.LightningModule):
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255, persistent=False)
         self.device_augmentations = build_device_augmentations(device_augmentations)
+        # Not a submodule: never trained, saved, moved to train mode or wrapped by DDP.
+        self.teacher = Teacher(distill["teacher"], class_names) if distill else None
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.train_metrics = _metrics(num_classes, "train/")
@@ -155,8 +162,15 @@ class HDClassifier(pl.LightningModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         # Upsampling after the transfer keeps host→device bytes at the augmentation resolution.
         if isinstance(batch, dict) and batch["image"].dtype == torch.uint8:
+            if self.teacher is not None and self.training:
+                # The teacher sees the same (augmented) uint8 images through its own stem.
+                batch = dict(batch, teacher_logits=self.teacher(batch["image"]))
             batch = dict(batch, image=self.prepare_input(batch["image"]))
         return batch
+
+    def on_fit_start(self) -> None:
+        if self.teacher is not None:
+            self.teacher.to(self.device)
 
     # -- model -------------------------------------------------------------------------------
     def _features(self, x: torch.Tensor) -> torch.Tensor:
@@ -171,7 +185,20 @@ class HDClassifier(pl.LightningModule):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch["image"])
         labels = batch["label"]
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        smoothing = self.hparams.label_smoothing
+        if stage == "train" and "teacher_logits" in batch:
+            spec = self.hparams.distill
+            loss, kd, ce = distillation_loss(
+                logits,
+                batch["teacher_logits"],
+                labels,
+                spec["alpha"],
+                spec["temperature"],
+                smoothing,
+            )
+            self.log_dict({"train/kd_loss": kd, "train/ce_loss": ce}, batch_size=len(labels))
+        else:
+            loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
         # The progress bar reads the loss every step anyway: this check costs no extra sync.
         if stage == "train" and not torch.isfinite(loss.detach()).item():
             raise FloatingPointError(
