@@ -1,5 +1,5 @@
-"""After training: ``hdvision predict | export | quantize | bench-infer | prune`` (argparse only;
-the work is in :mod:`hdvision.inference` and :mod:`hdvision.compress`)."""
+"""After training: ``hdvision predict | export | quantize | bench-infer | bench-models | prune``
+(argparse only; the work is in :mod:`hdvision.inference` and :mod:`hdvision.compress`)."""
 
 from __future__ import annotations
 
@@ -72,6 +72,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--repeats", type=positive, default=5, help="timed rounds per model and batch")
     b.add_argument("--work-dir", help="where the ONNX files go (default: a temporary folder)")
     b.add_argument("--json", help="also write the numbers here")
+
+    c = sub.add_parser("bench-models", help="cost of several checkpoints, one run, same images")
+    c.add_argument("checkpoints", nargs="+", help="the first is the reference for speed-ups")
+    c.add_argument("--images", help="labelled folder/CSV of test images (default: HD digits)")
+    c.add_argument("--num-images", type=positive, default=128)
+    c.add_argument("--batch-size", type=positive, default=16)
+    c.add_argument("--repeats", type=positive, default=5, help="timed rounds per model")
+    c.add_argument("--json", help="also write the numbers here")
 
     r = sub.add_parser("prune", help="structured channel pruning of the backbone (Torch-Pruning)")
     r.add_argument("checkpoint")
@@ -164,6 +172,18 @@ def bench_infer(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_models(args: argparse.Namespace) -> int:
+    from hdvision.inference.compare import compare_models, format_comparison
+
+    rows = compare_models(
+        args.checkpoints, args.images, args.num_images, args.batch_size, args.repeats
+    )
+    print(format_comparison(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
 def prune(args: argparse.Namespace) -> int:
     from hdvision.compress.prune import prune_checkpoint
 
@@ -193,4 +213,5 @@ COMMANDS = {
     "quantize": quantize,
     "bench-infer": bench_infer,
     "prune": prune,
+    "bench-models": bench_models,
 }

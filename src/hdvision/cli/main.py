@@ -1,5 +1,5 @@
 """The `hdvision` console script: check-data, bench-data, bench-loader, cost, sweep-summary,
-predict, export, quantize, bench-infer, prune."""
+predict, export, quantize, bench-infer, bench-models, prune."""
 
 from __future__ import annotations
 
