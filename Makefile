@@ -3,16 +3,23 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-fast lint format clean gpu-wheels
+.PHONY: install lock train test test-fast lint format clean gpu-wheels
 
-# Re-install only when the project's dependencies change.
-$(STAMP): pyproject.toml
+# Re-install only when the project's dependencies change. constraints.txt pins every package to
+# the version CI last ran with (pyproject.toml keeps open ranges for library users).
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip install -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Refresh constraints.txt from the installed venv (after changing pyproject.toml and testing).
+lock:
+	$(BIN)/python -m pip install -e ".[dev]"
+	{ echo "# Exact versions CI ran with; refresh with make lock."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^#'; } > constraints.txt
 
 train: $(STAMP)
 	$(BIN)/python train.py experiment=effnet_hd
