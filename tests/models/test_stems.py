@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch import nn
 
 from hdvision.models.stems import STEMS, create_stem
 
@@ -65,8 +66,31 @@ def test_area_matrices_are_adaptive_average_pooling():
     # What `resize` exports for sizes that do not divide (ONNX has no adaptive pooling).
     import torch.nn.functional as F
 
-    from hdvision.models.stems import area_matrix
+    from hdvision.models.layers import area_matrix
 
     x = torch.randn(2, 3, 27, 50)
     pooled = area_matrix(27, 7, x) @ x @ area_matrix(50, 12, x).T
     torch.testing.assert_close(pooled, F.adaptive_avg_pool2d(x, (7, 12)), atol=1e-6, rtol=1e-5)
+
+
+def test_a_stem_name_is_registered_once():
+    from hdvision.models.stems import register_stem
+
+    with pytest.raises(ValueError, match="stem 'resize' is already registered"):
+
+        @register_stem("resize")
+        class Other(nn.Module):
+            pass
+
+
+def test_the_registry_imports_no_stem():
+    # The families import the registry, never the reverse: no import loop between stem files.
+    import ast
+    import inspect
+
+    from hdvision.models.stems import registry
+
+    tree = ast.parse(inspect.getsource(registry))
+    imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if m and m.startswith("hdvision")]

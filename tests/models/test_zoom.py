@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from hdvision.models.stems import create_stem
-from hdvision.models.zoom import inverse_cdf_coords
+from hdvision.models.stems.zoom import inverse_cdf_coords
 
 
 def test_uniform_density_samples_the_identity_grid():

@@ -17,7 +17,7 @@ import torch
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from hdvision.models.stems import resize
+from hdvision.models.layers import resize
 
 
 def _to_uint8(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> np.ndarray:

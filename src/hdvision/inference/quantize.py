@@ -29,7 +29,7 @@ def float_nodes(path: str | Path) -> list[str]:
     names = []
     for node in onnx.load(str(path), load_external_data=False).graph.node:
         scope = {p.key: p.value for p in node.metadata_props}.get("namespace", "")
-        in_zoom = "hdvision.models.zoom." in scope and "model.stem.inner" not in scope
+        in_zoom = "hdvision.models.stems.zoom." in scope and "model.stem.inner" not in scope
         if in_zoom or node.op_type == "MatMul":
             names.append(node.name)
     return names

@@ -2,74 +2,20 @@
 
 Every stem keeps a plain resize of the input as its skip path, so an ImageNet-pretrained backbone
 sees a sensible image from step 0 and the learned part only has to add what resizing loses. The
-saliency sampler (``hdvision.models.zoom``) zooms first and hands the result to one of these.
+saliency sampler (``hdvision.models.stems.zoom``) zooms first and hands the result to one of these.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-STEMS: dict[str, Callable[..., nn.Module]] = {}
-
-
-def register_stem(name: str) -> Callable:
-    def wrap(cls: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        STEMS[name] = cls
-        return cls
-
-    return wrap
-
-
-def create_stem(name: str, out_size: Sequence[int] | None, **kwargs) -> nn.Module:
-    """Build a registered stem by name (``resize``, ``strided``, ``space_to_depth``, ...)."""
-    if name not in STEMS:
-        raise ValueError(f"unknown stem {name!r}; registered stems: {sorted(STEMS)}")
-    return STEMS[name](out_size=out_size, **kwargs)
-
-
-def area_matrix(n_in: int, n_out: int, like: torch.Tensor) -> torch.Tensor:
-    """(n_out, n_in): row i averages the inputs of adaptive average pooling's window i."""
-    i = torch.arange(n_out, device=like.device)
-    start, end = (i * n_in) // n_out, ((i + 1) * n_in + n_out - 1) // n_out
-    j = torch.arange(n_in, device=like.device)
-    window = ((j[None, :] >= start[:, None]) & (j[None, :] < end[:, None])).to(like.dtype)
-    return window / window.sum(1, keepdim=True)
-
-
-def resize(x: torch.Tensor, size: Sequence[int], mode: str = "area") -> torch.Tensor:
-    size = (int(size[0]), int(size[1]))
-    if tuple(x.shape[-2:]) == size:
-        return x
-    if mode == "area":
-        (h, w), (height, width) = size, x.shape[-2:]
-        if torch.compiler.is_exporting() and (height % h or width % w):
-            # ONNX has no adaptive pooling: the exporter unrolls a non-dividing one into dozens
-            # of gather/where/transpose nodes, slow in onnxruntime. The same window averages as
-            # two matmuls with constant matrices (equal to ~1e-7).
-            return area_matrix(height, h, x) @ x @ area_matrix(width, w, x).T
-        return F.adaptive_avg_pool2d(x, size)
-    return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=mode != "nearest")
-
-
-def conv_bn_act(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
-
-
-def zero_init(conv: nn.Conv2d) -> nn.Conv2d:
-    # The learned path starts at zero so the stem starts as its resize skip path.
-    nn.init.zeros_(conv.weight)
-    if conv.bias is not None:
-        nn.init.zeros_(conv.bias)
-    return conv
+from hdvision.models.layers import conv_bn_act, resize, zero_init
+from hdvision.models.stems.registry import register_stem
 
 
 @register_stem("none")
@@ -195,7 +141,3 @@ class LearnedResizerStem(nn.Module):
         features = resize(self.head(small), self.out_size, "bilinear")
         features = self.merge(self.blocks(features)) + features
         return skip + self.tail(features)
-
-
-# Stems defined in other modules register themselves on import.
-from hdvision.models import zoom  # noqa: E402, F401

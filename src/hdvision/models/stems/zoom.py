@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hdvision.models.stems import conv_bn_act, create_stem, register_stem, resize, zero_init
+from hdvision.models.layers import conv_bn_act, resize, zero_init
+from hdvision.models.stems.registry import create_stem, register_stem
 
 
 def inverse_cdf_coords(density: torch.Tensor, num: int) -> torch.Tensor:

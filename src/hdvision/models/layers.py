@@ -1,0 +1,49 @@
+"""Small blocks the stems share: area resize (exportable), conv-BN-ReLU, zero init."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def area_matrix(n_in: int, n_out: int, like: torch.Tensor) -> torch.Tensor:
+    """(n_out, n_in): row i averages the inputs of adaptive average pooling's window i."""
+    i = torch.arange(n_out, device=like.device)
+    start, end = (i * n_in) // n_out, ((i + 1) * n_in + n_out - 1) // n_out
+    j = torch.arange(n_in, device=like.device)
+    window = ((j[None, :] >= start[:, None]) & (j[None, :] < end[:, None])).to(like.dtype)
+    return window / window.sum(1, keepdim=True)
+
+
+def resize(x: torch.Tensor, size: Sequence[int], mode: str = "area") -> torch.Tensor:
+    size = (int(size[0]), int(size[1]))
+    if tuple(x.shape[-2:]) == size:
+        return x
+    if mode == "area":
+        (h, w), (height, width) = size, x.shape[-2:]
+        if torch.compiler.is_exporting() and (height % h or width % w):
+            # ONNX has no adaptive pooling: the exporter unrolls a non-dividing one into dozens
+            # of gather/where/transpose nodes, slow in onnxruntime. The same window averages as
+            # two matmuls with constant matrices (equal to ~1e-7).
+            return area_matrix(height, h, x) @ x @ area_matrix(width, w, x).T
+        return F.adaptive_avg_pool2d(x, size)
+    return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=mode != "nearest")
+
+
+def conv_bn_act(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+def zero_init(conv: nn.Conv2d) -> nn.Conv2d:
+    # The learned path starts at zero so the stem starts as its resize skip path.
+    nn.init.zeros_(conv.weight)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv
