@@ -2,8 +2,8 @@ from types import SimpleNamespace
 
 import torch
 
-from hdvision.callbacks.loggers import wandb_has_credentials, wandb_logger
 from hdvision.callbacks.report import TrainingReport
+from hdvision.trainer.loggers import wandb_has_credentials, wandb_logger
 
 
 def test_wandb_is_offline_without_an_api_key(tmp_path, monkeypatch):

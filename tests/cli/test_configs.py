@@ -8,7 +8,8 @@ import torch
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
-from hdvision.cli.train import build, train
+from hdvision.cli.runtime import build
+from hdvision.cli.train import train
 from tests.conftest import CONF_DIR, TINY, compose
 
 EXPERIMENTS = sorted(p.stem for p in Path(CONF_DIR, "experiment").glob("*.yaml"))

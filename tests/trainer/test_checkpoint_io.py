@@ -24,7 +24,7 @@ def test_an_interrupted_save_keeps_the_previous_checkpoint(tmp_path):
 
 
 def test_the_trainer_config_uses_it(tmp_path):
-    from hdvision.cli.train import build
+    from hdvision.cli.runtime import build
     from tests.conftest import TINY, compose
 
     trainer = build(compose("train", TINY, tmp_path))["trainer"]

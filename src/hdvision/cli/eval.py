@@ -9,8 +9,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from hdvision.callbacks.precise_bn import model_inputs, recompute_batchnorm_stats
-from hdvision.cli.runtime import print_config_tree
-from hdvision.cli.train import build, use_checkpoint_architecture
+from hdvision.cli.runtime import build, print_config_tree, use_checkpoint_architecture
 from hdvision.models.checkpoint import check_config_matches, read_checkpoint
 
 log = logging.getLogger("hdvision")

@@ -1,4 +1,5 @@
-"""Hydra-side helpers shared by the entry points: instantiate groups, print the config, paths."""
+"""Hydra-side helpers shared by the entry points: build a run's objects from its config,
+instantiate groups, print the config, find checkpoints."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import rich
 import rich.syntax
 import rich.tree
@@ -17,6 +19,39 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 log = logging.getLogger("hdvision")
+
+
+def build(cfg: DictConfig) -> dict[str, Any]:
+    """Datamodule, model, callbacks, loggers and trainer from a composed config."""
+    if cfg.get("seed") is not None:  # `is not None`: seed 0 is a seed
+        pl.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    # The data's classes and decode settings go into the checkpoint, for inference without config.
+    model = instantiate(
+        cfg.model,
+        num_classes=datamodule.num_classes,
+        class_names=datamodule.class_names,
+        preprocessing=datamodule.preprocessing,
+    )
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return {
+        "datamodule": datamodule,
+        "model": model,
+        "callbacks": callbacks,
+        "loggers": loggers,
+        "trainer": trainer,
+    }
+
+
+def use_checkpoint_architecture(cfg: DictConfig, checkpoint: dict[str, Any] | None) -> None:
+    """Set ``model.pruned`` from the checkpoint a run starts from (None when it has none)."""
+    if checkpoint is None or "pruned" not in cfg.model:
+        return
+    pruned = (checkpoint.get("hyper_parameters") or {}).get("pruned")
+    with open_dict(cfg):
+        cfg.model.pruned = pruned
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:

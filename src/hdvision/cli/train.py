@@ -18,7 +18,6 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import WeightAveraging
@@ -26,43 +25,15 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from hdvision.analysis.cost import log_cost_report, stem_input_size
 from hdvision.callbacks.preemption import Preemption, exit_code
-from hdvision.cli.runtime import find_last_checkpoint, instantiate_group, print_config_tree
+from hdvision.cli.runtime import (
+    build,
+    find_last_checkpoint,
+    print_config_tree,
+    use_checkpoint_architecture,
+)
 from hdvision.models.checkpoint import CheckpointError, check_config_matches, read_checkpoint
 
 log = logging.getLogger("hdvision")
-
-
-def build(cfg: DictConfig) -> dict[str, Any]:
-    """Datamodule, model, callbacks, loggers and trainer from a composed config."""
-    if cfg.get("seed") is not None:  # `is not None`: seed 0 is a seed
-        pl.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
-    # The data's classes and decode settings go into the checkpoint, for inference without config.
-    model = instantiate(
-        cfg.model,
-        num_classes=datamodule.num_classes,
-        class_names=datamodule.class_names,
-        preprocessing=datamodule.preprocessing,
-    )
-    callbacks = instantiate_group(cfg.get("callbacks"))
-    loggers = instantiate_group(cfg.get("logger"))
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    return {
-        "datamodule": datamodule,
-        "model": model,
-        "callbacks": callbacks,
-        "loggers": loggers,
-        "trainer": trainer,
-    }
-
-
-def use_checkpoint_architecture(cfg: DictConfig, checkpoint: dict[str, Any] | None) -> None:
-    """Set ``model.pruned`` from the checkpoint a run starts from (None when it has none)."""
-    if checkpoint is None or "pruned" not in cfg.model:
-        return
-    pruned = (checkpoint.get("hyper_parameters") or {}).get("pruned")
-    with open_dict(cfg):
-        cfg.model.pruned = pruned
 
 
 def load_weights(path: str, checkpoint: dict[str, Any], model: pl.LightningModule) -> None:

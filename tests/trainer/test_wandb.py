@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hdvision.callbacks.loggers import RUN_ID_FILE, wandb_logger
 from hdvision.cli.train import main
+from hdvision.trainer.loggers import RUN_ID_FILE, wandb_logger
 from tests.conftest import TINY, compose
 
 
