@@ -15,4 +15,4 @@ export HDVISION_CONFIG_DIR="$PWD/conf" HDVISION_ROOT=/tmp/hdvision_gpu_check PYT
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-exec timeout 500 python3 -m hdvision.bench.gpu_check --root /tmp/hdvision_gpu_check --out "${OUT:-.}"
+exec timeout 500 python3 -m hdvision.tools.gpu_check --root /tmp/hdvision_gpu_check --out "${OUT:-.}"

@@ -7,7 +7,6 @@ import argparse
 import json
 import os
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -49,42 +48,17 @@ def set_up_datamodule(overrides: list[str]) -> Any:
 
 def check_data(overrides: list[str]) -> int:
     """Scan every split of the configured data set without training; exit 1 on bad files."""
-    from PIL import Image
-
-    from hdvision.data.decode import BadImageError, decode_image
+    from hdvision.tools.check_data import check_splits
 
     datamodule = set_up_datamodule(overrides + ["data.on_bad_image=skip"])
-    bad: list[str] = []
-    for split, dataset in datamodule.datasets.items():
-        per_class: Counter = Counter()
-        sizes: Counter = Counter()
-        modes: Counter = Counter()
-        for path, label in dataset.samples:
-            per_class[datamodule.class_names[label]] += 1
-            try:
-                # Decoding first: it names every way a file can be refused, before or while
-                # decoding; a file it accepts opens for the statistics.
-                decode_image(path, (64, 64), max_pixels=datamodule.max_pixels)
-                with Image.open(path) as image:
-                    sizes[f"{image.width}x{image.height}"] += 1
-                    modes[image.mode] += 1
-            except BadImageError as err:
-                bad.append(str(err))
-        print(f"[{split}] {len(dataset)} images")
-        print(f"  per class: {dict(sorted(per_class.items()))}")
-        print(f"  sizes: {dict(sizes.most_common(5))}{' ...' if len(sizes) > 5 else ''}")
-        print(f"  modes: {dict(modes)}")
-    print(f"bad files: {len(bad)}")
-    for line in bad:
-        print(f"  {line}")
-    return 1 if bad else 0
+    return 1 if check_splits(datamodule) else 0
 
 
 def cost(overrides: list[str], time_steps: int = 0, batch_size: int = 4) -> int:
     import torch
     from hydra.utils import instantiate
 
-    from hdvision.analysis.cost import (
+    from hdvision.tools.cost import (
         format_cost_report,
         measure_train_step,
         model_cost_report,
@@ -111,7 +85,7 @@ def cost(overrides: list[str], time_steps: int = 0, batch_size: int = 4) -> int:
 
 def bench_loader(overrides: list[str], split: str, batches: int) -> int:
     """Time the configured loader alone: is data or the model the bottleneck of a run?"""
-    from hdvision.bench.data_pipeline import time_loader
+    from hdvision.tools.data_pipeline import time_loader
 
     datamodule = set_up_datamodule(overrides)
     loader = getattr(datamodule, f"{split}_dataloader")()
@@ -127,7 +101,7 @@ def bench_loader(overrides: list[str], split: str, batches: int) -> int:
 
 
 def sweep_summary(sweeps: list[str], metrics: list[str] | None, ignore: list[str]) -> int:
-    from hdvision.analysis.sweeps import format_summary, read_sweeps, summarize_trials
+    from hdvision.tools.sweeps import format_summary, read_sweeps, summarize_trials
 
     optimized, rows = read_sweeps(sweeps)
     metrics = metrics or [optimized]
@@ -203,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         return bench_loader(args.overrides, args.split, args.batches)
     if args.command == "cost":
         return cost(args.overrides, args.time_steps, args.batch_size)
-    from hdvision.bench.data_pipeline import run_benchmark
+    from hdvision.tools.data_pipeline import run_benchmark
 
     height, width = (int(v) for v in args.size.lower().split("x"))
     result = run_benchmark(args.images, (height, width), args.aug_scale, args.workers, args.limit)

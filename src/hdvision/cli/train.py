@@ -23,7 +23,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import WeightAveraging
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from hdvision.analysis.cost import log_cost_report, stem_input_size
 from hdvision.callbacks.preemption import Preemption, exit_code
 from hdvision.cli.runtime import (
     build,
@@ -32,6 +31,7 @@ from hdvision.cli.runtime import (
     use_checkpoint_architecture,
 )
 from hdvision.models.checkpoint import CheckpointError, check_config_matches, read_checkpoint
+from hdvision.tools.cost import log_cost_report, stem_input_size
 
 log = logging.getLogger("hdvision")
 

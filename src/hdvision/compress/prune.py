@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hdvision.analysis.cost import count_params, forward_flops
 from hdvision.models.checkpoint import CheckpointError, read_checkpoint
 from hdvision.models.layer_shapes import changed_shapes, layer_shapes
+from hdvision.tools.cost import count_params, forward_flops
 
 IMPORTANCES = ("l1", "l2", "taylor", "random")
 

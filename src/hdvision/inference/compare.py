@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from hdvision.analysis.cost import count_params, forward_flops
 from hdvision.inference.bench import accuracy
 from hdvision.inference.inputs import InputError, label_indices
 from hdvision.inference.predictor import TorchPredictor
 from hdvision.inference.samples import decoded_batch, image_rows
+from hdvision.tools.cost import count_params, forward_flops
 
 
 def _ms_per_image(fn: Any, batches: list[torch.Tensor]) -> float:

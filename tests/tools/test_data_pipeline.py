@@ -1,5 +1,5 @@
-from hdvision.bench.data_pipeline import make_test_jpegs, run_benchmark
 from hdvision.cli.main import main
+from hdvision.tools.data_pipeline import make_test_jpegs, run_benchmark
 
 
 def test_benchmark_runs_on_generated_jpegs_and_prints_numbers(capsys):

@@ -6,7 +6,7 @@ import json
 import pytest
 from hydra.utils import instantiate
 
-from hdvision.bench import gpu_check
+from hdvision.tools import gpu_check
 from tests.conftest import compose
 
 SAMPLE = """\

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from hdvision.analysis.sweeps import read_trials, summarize_trials
 from hdvision.cli.main import main
+from hdvision.tools.sweeps import read_trials, summarize_trials
 
 
 def _write_trials(path, rows):

@@ -1,6 +1,6 @@
 """The prepared GPU check (``scripts/gpu_check.sh``): every GPU path, each step bounded, one table.
 
-``python -m hdvision.bench.gpu_check`` runs each step of :data:`STEPS` in its own subprocess
+``python -m hdvision.tools.gpu_check`` runs each step of :data:`STEPS` in its own subprocess
 (``--step NAME``, with a time limit), so a CUDA failure in one (FSDP, compile) cannot stop the
 others. A step prints one ``GPUCHECK {json}`` line; the parent collects those lines into a table
 and ``$OUT/gpu_check.json``. Written for a lent H200 (see docs/results/gpu.md); on a machine
@@ -95,7 +95,7 @@ def _fit(overrides: list[str], root: Path) -> dict[str, Any]:
     from hdvision.cli.train import train
 
     os.environ.setdefault("HDVISION_ROOT", str(root))
-    timer = ["+callbacks.epoch_timer._target_=hdvision.bench.gpu_check.EpochTimer"]
+    timer = ["+callbacks.epoch_timer._target_=hdvision.tools.gpu_check.EpochTimer"]
     cfg = compose([*overrides, *timer, f"paths.root_dir={root}", "test=false"])
     torch.cuda.reset_peak_memory_stats()
     metrics, objects = train(cfg)
@@ -113,8 +113,8 @@ def _fit(overrides: list[str], root: Path) -> dict[str, Any]:
 
 
 def _loader_workers(overrides: list[str], root: Path) -> dict[str, Any]:
-    from hdvision.bench.data_pipeline import time_loader
     from hdvision.cli.main import set_up_datamodule
+    from hdvision.tools.data_pipeline import time_loader
 
     os.environ.setdefault("HDVISION_ROOT", str(root))
     result: dict[str, Any] = {"status": "ok"}
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [
             sys.executable,
             "-m",
-            "hdvision.bench.gpu_check",
+            "hdvision.tools.gpu_check",
             "--step",
             name,
             "--root",

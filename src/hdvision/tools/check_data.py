@@ -1,0 +1,40 @@
+"""``hdvision check-data``: every split of a data set scanned without training: counts per class,
+sizes, modes, and every file that cannot be used, each named with why."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+
+def check_splits(datamodule: Any) -> list[str]:
+    """Print each split's statistics and the bad files of a set-up datamodule; returns the bad
+    files' messages."""
+    from PIL import Image
+
+    from hdvision.data.decode import BadImageError, decode_image
+
+    bad: list[str] = []
+    for split, dataset in datamodule.datasets.items():
+        per_class: Counter = Counter()
+        sizes: Counter = Counter()
+        modes: Counter = Counter()
+        for path, label in dataset.samples:
+            per_class[datamodule.class_names[label]] += 1
+            try:
+                # Decoding first: it names every way a file can be refused, before or while
+                # decoding; a file it accepts opens for the statistics.
+                decode_image(path, (64, 64), max_pixels=datamodule.max_pixels)
+                with Image.open(path) as image:
+                    sizes[f"{image.width}x{image.height}"] += 1
+                    modes[image.mode] += 1
+            except BadImageError as err:
+                bad.append(str(err))
+        print(f"[{split}] {len(dataset)} images")
+        print(f"  per class: {dict(sorted(per_class.items()))}")
+        print(f"  sizes: {dict(sizes.most_common(5))}{' ...' if len(sizes) > 5 else ''}")
+        print(f"  modes: {dict(modes)}")
+    print(f"bad files: {len(bad)}")
+    for line in bad:
+        print(f"  {line}")
+    return bad
