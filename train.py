@@ -1,23 +1,11 @@
-"""Train: `python train.py experiment=effnet_hd` (see conf/train.yaml for every option)."""
+"""Train: `python train.py experiment=effnet_hd` (every option: src/hdvision/conf/train.yaml).
+
+The same as `hdvision train ...`; here data/ and logs/ go beside this file, wherever you launch.
+"""
 
 import os
-import sys
 
-import hydra
-from omegaconf import DictConfig
-
-from hdvision.cli.runtime import no_log_file_on_nonzero_ranks
-
-os.environ.setdefault("HDVISION_ROOT", os.path.dirname(os.path.abspath(__file__)))
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    from hdvision.cli.train import main as run
-
-    return run(cfg)
-
+from hdvision.cli.entry import run
 
 if __name__ == "__main__":
-    no_log_file_on_nonzero_ranks(sys.argv)
-    main()
+    run("train", root=os.path.dirname(os.path.abspath(__file__)))

@@ -11,7 +11,7 @@ ls .whl/*.whl >/dev/null 2>&1 || { echo "no .whl/: run 'make gpu-wheels' here an
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/hdvision_site .whl/*.whl || exit 1
 export PYTHONPATH="/tmp/hdvision_site:$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
-export HDVISION_CONFIG_DIR="$PWD/conf" HDVISION_ROOT=/tmp/hdvision_gpu_check PYTHONUNBUFFERED=1
+export HDVISION_ROOT=/tmp/hdvision_gpu_check PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"

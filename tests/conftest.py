@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "src" / "hdvision" / "conf")
 
 # A whole train/val/test cycle in seconds: 64x96 canvases, a 0.1M-parameter timm test model.
 TINY = [
@@ -38,7 +38,7 @@ TINY_FOLDER = [o for o in TINY if not o.startswith("data.hd_digits")] + [
 
 
 def compose(config_name: str, overrides: list[str], root: Path):
-    """Compose ``conf/<config_name>.yaml`` as Hydra would, with outputs under ``root``."""
+    """Compose ``hdvision/conf/<config_name>.yaml`` as Hydra would, with outputs under ``root``."""
     from hdvision.cli.runtime import compose_outside_hydra_main
 
     (root / "out").mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
-"""The `hdvision` console script: check-data, bench-data, bench-loader, cost, sweep-summary,
-predict, export, quantize, bench-infer, bench-models, prune."""
+"""The `hdvision` console script: train, eval (Hydra), check-data, bench-data, bench-loader, cost,
+sweep-summary, predict, export, quantize, bench-infer, bench-models, prune."""
 
 from __future__ import annotations
 
@@ -14,26 +14,20 @@ from omegaconf import DictConfig
 
 
 def config_dir() -> Path:
-    """``$HDVISION_CONFIG_DIR``, else ``./conf``, else the source checkout's ``conf/``."""
-    candidates = [
-        os.environ.get("HDVISION_CONFIG_DIR"),
-        "conf",
-        Path(__file__).resolve().parents[3] / "conf",
-    ]
-    for candidate in candidates:
-        if candidate and Path(candidate, "train.yaml").is_file():
-            return Path(candidate).resolve()
-    raise SystemExit(
-        "cannot find the Hydra configs: run from the project root or set HDVISION_CONFIG_DIR"
-    )
+    """``$HDVISION_CONFIG_DIR`` when set, else the configs shipped in the package."""
+    from hdvision.cli.entry import CONFIG_DIR
+
+    chosen = os.environ.get("HDVISION_CONFIG_DIR") or CONFIG_DIR
+    if not Path(chosen, "train.yaml").is_file():
+        raise SystemExit(f"HDVISION_CONFIG_DIR={chosen} holds no train.yaml")
+    return Path(chosen).resolve()
 
 
 def compose(overrides: list[str], config_name: str = "train") -> DictConfig:
     from hdvision.cli.runtime import compose_outside_hydra_main
 
-    conf = config_dir()
-    os.environ.setdefault("HDVISION_ROOT", str(conf.parent))
-    return compose_outside_hydra_main(conf, config_name, overrides)
+    os.environ.setdefault("HDVISION_ROOT", os.getcwd())
+    return compose_outside_hydra_main(config_dir(), config_name, overrides)
 
 
 def set_up_datamodule(overrides: list[str]) -> Any:
@@ -121,6 +115,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("train", "eval"):
+        # Hydra parses the command line itself (overrides, -m, --config-dir, --help); exec, not
+        # a child process, so that signals (SLURM's SIGTERM) reach the run.
+        module = f"hdvision.cli.hydra_{argv[0]}"
+        os.execv(sys.executable, [sys.executable, "-m", module, *argv[1:]])
     from hdvision.cli import infer
 
     parser = argparse.ArgumentParser(prog="hdvision", description=__doc__)
