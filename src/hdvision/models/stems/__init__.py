@@ -2,7 +2,7 @@
 
 Importing the package registers every family: ``basic`` (resize, strided, space_to_depth,
 learned_resizer, none) and ``zoom`` (saliency_sampler). A new stem: a module here with classes
-decorated ``@register_stem("name")``, imported below, and a ``hdvision/conf/model/stem/<name>.yaml``.
+decorated ``@register_stem("name")``, imported below, and ``conf/model/stem/<name>.yaml``.
 """
 
 from hdvision.models.stems import basic, zoom  # noqa: F401  (registers the stems)
