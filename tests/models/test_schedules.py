@@ -11,7 +11,9 @@ from tests.conftest import TINY, compose
 
 def _lrs(make, steps):
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    scheduler = make(optimizer)
+    (config,) = make(optimizer)  # the protocol: a list of Lightning scheduler configs
+    assert config["interval"] == "step"
+    scheduler = config["scheduler"]
     lrs = []
     for _ in range(steps):
         lrs.append(optimizer.param_groups[0]["lr"])
@@ -30,14 +32,14 @@ def test_warmup_then_cosine_to_eta_min():
 
 
 def test_cosine_restarts_happen_at_T_0_and_then_T_0_times_T_mult():
-    lrs = _lrs(lambda o: warmup_cosine_restarts(o, T_0=10, T_mult=2, eta_min=0.0), 70)
+    lrs = _lrs(lambda o: warmup_cosine_restarts(o, 70, T_0=10, T_mult=2, eta_min=0.0), 70)
     restarts = [i for i in range(1, 70) if lrs[i] > lrs[i - 1] + 1e-9]
     assert restarts == [10, 30]  # periods 10, 20, (40 ...)
     assert lrs[10] == pytest.approx(1.0) and lrs[9] < 0.05
 
 
 def test_restarts_after_warmup_are_shifted():
-    lrs = _lrs(lambda o: warmup_cosine_restarts(o, T_0=10, warmup_steps=5), 40)
+    lrs = _lrs(lambda o: warmup_cosine_restarts(o, 40, T_0=10, warmup_steps=5), 40)
     restarts = [i for i in range(6, 40) if lrs[i] > lrs[i - 1] + 1e-9]
     assert restarts == [15, 25, 35]
 

@@ -7,7 +7,6 @@ and not saved (the run's config records them).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -15,7 +14,6 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from timm.optim import param_groups_weight_decay
-from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
@@ -24,7 +22,6 @@ from hdvision.models.backbone import create_backbone
 from hdvision.models.backbone import normalization as backbone_normalization
 from hdvision.models.distill import Teacher, check_distill, distillation_loss
 from hdvision.models.layer_shapes import apply_layer_shapes
-from hdvision.models.schedules import linear_warmup
 from hdvision.models.stems import create_stem
 
 
@@ -250,19 +247,6 @@ class HDClassifier(pl.LightningModule):
             group["lr"] *= lr_scale
         if self.scheduler_factory is None:
             return optimizer
-        kwargs = {}
-        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
-            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
-        scheduler = self.scheduler_factory(optimizer, **kwargs)
-        if not isinstance(scheduler, ReduceLROnPlateau):
-            return {
-                "optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
-            }
-        monitor = getattr(scheduler, "monitor", "val/loss")
-        configs = [{"scheduler": scheduler, "interval": "epoch", "monitor": monitor}]
-        if getattr(scheduler, "warmup_steps", 0) > 0:
-            # LinearLR is chainable: it scales whatever LR the plateau scheduler has set.
-            warmup = linear_warmup(optimizer, scheduler.warmup_steps)
-            configs.append({"scheduler": warmup, "interval": "step", "frequency": 1})
-        return [optimizer], configs
+        # The scheduler protocol (hdvision.models.schedules): factory(optimizer, total_steps).
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        return [optimizer], self.scheduler_factory(optimizer, total_steps=total_steps)
