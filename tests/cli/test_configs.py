@@ -144,13 +144,20 @@ def test_ckpt_path_last_takes_the_checkpoint_with_the_most_steps(tmp_path):
     assert find_last_checkpoint(tmp_path, "train") == folder / "last-v1.ckpt"
 
 
-def test_an_explicit_ckpt_path_wins_over_resume(tmp_path):
-    from hdvision.cli.train import resolve_resume
+def test_one_way_to_resume(tmp_path):
+    with pytest.raises(ConfigCompositionException, match="resume"):
+        compose("train", [*TINY, "resume=true"], tmp_path)
 
-    _fake_run(tmp_path / "logs", "2026-01-01_10-00-00-000001")
-    explicit = str(tmp_path / "chosen.ckpt")
-    cfg = compose("train", [*TINY, "resume=true", f"ckpt_path={explicit}"], tmp_path)
-    assert resolve_resume(cfg) == explicit
+
+@pytest.mark.parametrize(
+    "metric, mode",
+    [("val/acc", "max"), ("val/f1", "max"), ("val/loss", "min"), ("val/error", "min")],
+)
+def test_checkpoint_and_early_stopping_follow_the_metric_direction(metric, mode, tmp_path):
+    objects = build(compose("train", [*TINY, f"optimized_metric={metric}"], tmp_path))
+    checkpoint = objects["trainer"].checkpoint_callback
+    (stopping,) = [c for c in objects["callbacks"] if type(c).__name__ == "EarlyStopping"]
+    assert (checkpoint.monitor, checkpoint.mode, stopping.mode) == (metric, mode, mode)
 
 
 def test_stem_comparison_sweeps_every_stem_experiment_over_three_seeds(tmp_path):

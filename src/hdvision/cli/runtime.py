@@ -21,6 +21,17 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 log = logging.getLogger("hdvision")
 
 
+def metric_mode(metric: str) -> str:
+    """``min`` for a metric to minimise (a loss or an error), else ``max``."""
+    name = str(metric).rsplit("/", 1)[-1].lower()
+    return "min" if any(word in name for word in ("loss", "error", "err", "mse", "mae")) else "max"
+
+
+# ${metric_mode:...} in the configs: resolvable in every process that imports the entry points.
+if not OmegaConf.has_resolver("metric_mode"):
+    OmegaConf.register_new_resolver("metric_mode", metric_mode)
+
+
 def build(cfg: DictConfig) -> dict[str, Any]:
     """Datamodule, model, callbacks, loggers and trainer from a composed config."""
     if cfg.get("seed") is not None:  # `is not None`: seed 0 is a seed

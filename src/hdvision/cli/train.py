@@ -55,7 +55,7 @@ def _metrics(trainer: pl.Trainer) -> dict[str, float]:
 
 def resolve_resume(cfg: DictConfig) -> str | None:
     """The checkpoint to resume from: an explicit ``ckpt_path`` always wins; ``ckpt_path=last``
-    / ``resume=true``: the newest run's newest ``last*.ckpt``, and that run's directory becomes
+    : the newest run's newest ``last*.ckpt``, and that run's directory becomes
     this run's output directory; a requeued SLURM job: its own directory's ``last.ckpt``."""
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path and ckpt_path != "last":
@@ -66,7 +66,7 @@ def resolve_resume(cfg: DictConfig) -> str | None:
         # A requeued SLURM job runs again with the same arguments, into the same directory.
         log.info("Requeued job (SLURM_RESTART_COUNT=%d): continuing from %s", restarts, own)
         return str(own)
-    if not (cfg.get("resume") or ckpt_path == "last"):
+    if ckpt_path != "last":
         return None
     ckpt = find_last_checkpoint(cfg.paths.log_dir, cfg.task_name, exclude=cfg.paths.output_dir)
     with open_dict(cfg):
