@@ -72,3 +72,33 @@ def test_corrupt_data_directory_is_a_clear_error(tmp_path):
     with pytest.raises(Exception, match="a.jpg") as info:
         train(cfg)
     assert "not an image" in str(info.value) or "not an image" in repr(info.value.__cause__)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["folder", "manifest"])
+def test_own_images_train_end_to_end_and_the_checkpoint_predicts(source, image_folder, tmp_path):
+    # A user's own images with the defaults they get (the recommended saliency-sampler stem).
+    from hdvision.cli.main import main
+    from hdvision.models.module import HDClassifier
+
+    data = ["data=folder", f"data.root={image_folder}", "data.val_fraction=0.2"]
+    data += ["data.test_fraction=0.2"]
+    if source == "manifest":
+        files = sorted(image_folder.rglob("*.jpg"))
+        data = ["data=manifest"]
+        for split, part in (("train", files[0::3] + files[1::3]), ("val", files[2::6])):
+            rows = [f"{p},{p.parent.name}" for p in part]
+            (tmp_path / f"{split}.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+            data.append(f"data.manifests.{split}={tmp_path / f'{split}.csv'}")
+        rows = [f"{p},{p.parent.name}" for p in files[5::6]]
+        (tmp_path / "test.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+        data.append(f"data.manifests.test={tmp_path / 'test.csv'}")
+    metrics, objects = train(compose("train", [*TINY_FOLDER, *data], tmp_path))
+    assert objects["model"].hparams.stem["name"] == "saliency_sampler"
+    assert objects["datamodule"].class_names == ["cat", "dog", "eel"]
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+    best = objects["trainer"].checkpoint_callback.best_model_path
+    assert HDClassifier.from_checkpoint(best).hparams.class_names == ["cat", "dog", "eel"]
+    out = tmp_path / "predictions.csv"
+    assert main(["predict", best, str(image_folder), "--out", str(out), "--workers", "0"]) == 0
+    assert len(out.read_text().splitlines()) == 1 + 18
