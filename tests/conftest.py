@@ -12,12 +12,12 @@ CONF_DIR = str(Path(__file__).resolve().parents[1] / "src" / "hdvision" / "conf"
 
 # A whole train/val/test cycle in seconds: 64x96 canvases, a 0.1M-parameter timm test model.
 TINY = [
-    "data.hd_digits.canvas=[64,96]",
-    "data.hd_digits.digit_size=16",
-    "data.hd_digits.num_train=24",
-    "data.hd_digits.num_val=8",
-    "data.hd_digits.num_test=8",
-    "data.hd_digits.workers=1",
+    "data.source.canvas=[64,96]",
+    "data.source.digit_size=16",
+    "data.source.num_train=24",
+    "data.source.num_val=8",
+    "data.source.num_test=8",
+    "data.source.workers=1",
     "data.batch_size=4",
     "data.eval_batch_size=4",
     "data.num_workers=0",
@@ -31,7 +31,7 @@ TINY = [
     "callbacks.rich_model_summary=null",
 ]
 # The same for data=folder / data=manifest.
-TINY_FOLDER = [o for o in TINY if not o.startswith("data.hd_digits")] + [
+TINY_FOLDER = [o for o in TINY if not o.startswith("data.source.")] + [
     "data.image_size=[32,48]",
     "data.aug_scale=1.0",
 ]

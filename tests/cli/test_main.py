@@ -18,9 +18,9 @@ def _on_folder(command, root):
     return [
         command,
         "data=folder",
-        f"data.root={root}",
-        "data.val_fraction=0",
-        "data.test_fraction=0",
+        f"data.source.root={root}",
+        "data.source.val_fraction=0",
+        "data.source.test_fraction=0",
     ]
 
 
@@ -53,7 +53,7 @@ def test_cost_prints_stem_and_backbone(tmp_path, capsys, monkeypatch):
             "cost",
             "model.backbone.name=test_efficientnet",
             "model.backbone.weights=null",
-            "data.hd_digits.canvas=[64,96]",
+            "data.source.canvas=[64,96]",
             "data.aug_scale=1.0",
             "model.backbone_input=[16,24]",
             "--time-steps=1",

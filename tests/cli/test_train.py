@@ -49,7 +49,9 @@ def test_eval_can_recompute_batchnorm_statistics(tmp_path, precise_in_training):
 
 
 def test_missing_data_directory_is_a_clear_error(tmp_path):
-    cfg = compose("train", TINY_FOLDER + ["data=folder", f"data.root={tmp_path}/nowhere"], tmp_path)
+    cfg = compose(
+        "train", TINY_FOLDER + ["data=folder", f"data.source.root={tmp_path}/nowhere"], tmp_path
+    )
     with pytest.raises(DataSourceError, match="nowhere does not exist"):
         train(cfg)
 
@@ -63,9 +65,9 @@ def test_corrupt_data_directory_is_a_clear_error(tmp_path):
         TINY_FOLDER
         + [
             "data=folder",
-            f"data.root={tmp_path}/images",
-            "data.val_fraction=0.5",
-            "data.test_fraction=0",
+            f"data.source.root={tmp_path}/images",
+            "data.source.val_fraction=0.5",
+            "data.source.test_fraction=0",
         ],
         tmp_path,
     )
@@ -81,18 +83,18 @@ def test_own_images_train_end_to_end_and_the_checkpoint_predicts(source, image_f
     from hdvision.cli.main import main
     from hdvision.models.module import HDClassifier
 
-    data = ["data=folder", f"data.root={image_folder}", "data.val_fraction=0.2"]
-    data += ["data.test_fraction=0.2"]
+    data = ["data=folder", f"data.source.root={image_folder}", "data.source.val_fraction=0.2"]
+    data += ["data.source.test_fraction=0.2"]
     if source == "manifest":
         files = sorted(image_folder.rglob("*.jpg"))
         data = ["data=manifest"]
         for split, part in (("train", files[0::3] + files[1::3]), ("val", files[2::6])):
             rows = [f"{p},{p.parent.name}" for p in part]
             (tmp_path / f"{split}.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
-            data.append(f"data.manifests.{split}={tmp_path / f'{split}.csv'}")
+            data.append(f"data.source.{split}={tmp_path / f'{split}.csv'}")
         rows = [f"{p},{p.parent.name}" for p in files[5::6]]
         (tmp_path / "test.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
-        data.append(f"data.manifests.test={tmp_path / 'test.csv'}")
+        data.append(f"data.source.test={tmp_path / 'test.csv'}")
     metrics, objects = train(compose("train", [*TINY_FOLDER, *data], tmp_path))
     assert objects["model"].hparams.stem["name"] == "saliency_sampler"
     assert objects["datamodule"].class_names == ["cat", "dog", "eel"]

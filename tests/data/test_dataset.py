@@ -5,6 +5,7 @@ from hdvision.data.augment import build_augmentations
 from hdvision.data.datamodule import HDImageDataModule, per_device_batch_size
 from hdvision.data.dataset import ImageDataset, SeededSampler
 from hdvision.data.decode import BadImageError
+from hdvision.data.source_objects import FolderSource, ManifestSource
 from tests.conftest import write_image
 
 AUGS = {
@@ -45,8 +46,7 @@ def test_skip_policy_counts_in_the_datamodule_during_a_run(tmp_path):
             write_image(root / "val" / c / f"{i}.jpg", seed=i)
     (root / "train" / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     dm = HDImageDataModule(
-        kind="folder",
-        root=str(root),
+        source=FolderSource(str(root)),
         image_size=(24, 32),
         aug_scale=1.0,
         on_bad_image="skip",
@@ -110,8 +110,7 @@ def test_global_batch_size_is_split_per_device_or_a_clear_error():
 
 def test_full_resolution_augmentation_then_area_resize_to_the_batch_size(image_folder):
     dm = HDImageDataModule(
-        kind="folder",
-        root=str(image_folder),
+        source=FolderSource(str(image_folder)),
         image_size=(48, 64),
         aug_scale=1.0,
         batch_scale=0.25,
@@ -125,7 +124,7 @@ def test_full_resolution_augmentation_then_area_resize_to_the_batch_size(image_f
     assert next(iter(dm.train_dataloader()))["image"].shape == (4, 3, 12, 16)
     assert next(iter(dm.val_dataloader()))["image"].shape[-2:] == (12, 16)
     with pytest.raises(ValueError, match="batch_scale"):
-        HDImageDataModule(kind="folder", root=str(image_folder), aug_scale=0.25, batch_scale=0.5)
+        HDImageDataModule(FolderSource(str(image_folder)), aug_scale=0.25, batch_scale=0.5)
 
 
 def test_a_file_in_two_splits_is_refused(tmp_path):
@@ -136,7 +135,7 @@ def test_a_file_in_two_splits_is_refused(tmp_path):
     (tmp_path / "train.csv").write_text("path,label\nimg.jpg,a\nthird.jpg,b\n")
     (tmp_path / "val.csv").write_text("path,label\nother.jpg,b\nimg.jpg,a\n")
     dm = HDImageDataModule(
-        kind="manifest", manifests={s: str(tmp_path / f"{s}.csv") for s in ("train", "val")}
+        source=ManifestSource(str(tmp_path / "train.csv"), str(tmp_path / "val.csv"))
     )
     with pytest.raises(DataSourceError, match="1 files are in more than one split.*train and val"):
         dm.setup()
@@ -151,7 +150,7 @@ def test_a_file_in_two_splits_is_refused(tmp_path):
 )
 def test_bad_batch_sizes_are_named(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        HDImageDataModule(kind="folder", root=str(tmp_path), **kwargs)
+        HDImageDataModule(FolderSource(str(tmp_path)), **kwargs)
 
 
 def test_one_class_data_is_refused(tmp_path):
@@ -159,4 +158,4 @@ def test_one_class_data_is_refused(tmp_path):
 
     write_image(tmp_path / "only" / "a.jpg")
     with pytest.raises(DataSourceError, match=r"has 1 class \['only'\].*at least 2"):
-        _ = HDImageDataModule(kind="folder", root=str(tmp_path)).num_classes
+        _ = HDImageDataModule(FolderSource(str(tmp_path))).num_classes

@@ -16,7 +16,7 @@ def test_folder_lists_images_by_sorted_class(image_folder):
 
 
 def test_missing_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(DataSourceError, match="does not exist.*data.root"):
+    with pytest.raises(DataSourceError, match="does not exist.*data.source.root"):
         folder_samples(tmp_path / "nope")
 
 
@@ -79,3 +79,35 @@ def test_manifest_repeats_conflicts_and_byte_order_mark(tmp_path, caplog):
     assert "2 repeated rows" in caplog.text
     (conflict,) = source.problems
     assert "row 5" in conflict and "labelled 'cat' here and 'dog' in row 4" in conflict
+
+
+def test_a_source_of_ones_own_is_one_class_and_a_config_target(tmp_path):
+    # The datamodule only loads what a source lists: no branch to add for a new kind of data.
+    from hdvision.data.datamodule import HDImageDataModule
+    from hdvision.data.sources import SampleList
+    from tests.conftest import write_image
+
+    paths = [str(write_image(tmp_path / f"{i}.png", size=(32, 48), seed=i)) for i in range(6)]
+
+    class EvenOdd:
+        def prepare(self) -> None:
+            pass
+
+        def class_names(self) -> list[str]:
+            return ["even", "odd"]
+
+        def splits(self, class_names):
+            samples = [(p, i % 2) for i, p in enumerate(paths)]
+            return {
+                "train": SampleList(samples[:4], class_names),
+                "val": SampleList(samples[4:], class_names),
+            }
+
+    dm = HDImageDataModule(
+        EvenOdd(), image_size=(32, 48), aug_scale=1.0, batch_size=2, num_workers=0
+    )
+    dm.prepare_data()
+    dm.setup()
+    assert dm.num_classes == 2 and len(dm.datasets["train"]) == 4
+    batch = next(iter(dm.val_dataloader()))
+    assert batch["image"].shape == (2, 3, 32, 48) and batch["label"].tolist() == [0, 1]

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         parsers[name] = p = sub.add_parser(name, help=helptext)
         p.add_argument(
-            "overrides", nargs="*", help="Hydra overrides, e.g. data=folder data.root=DIR"
+            "overrides", nargs="*", help="Hydra overrides, e.g. data=folder data.source.root=DIR"
         )
     loader = parsers["bench-loader"] = sub.add_parser(
         "bench-loader", help="images/s of the configured train/val/test loader alone"

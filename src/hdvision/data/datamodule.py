@@ -1,7 +1,6 @@
-"""One LightningDataModule for every source: image folder, CSV manifests, HD digits.
-
-The source is chosen by ``kind``; splits come from the layout (``train/ val/ test/`` sub-folders or
-one manifest per split) or, for one folder, from a seeded ``val_fraction``/``test_fraction``.
+"""One LightningDataModule for every source (``data.source``: an image folder, CSV manifests,
+HD digits, or your own :class:`~hdvision.data.source_objects.DataSource`): the source lists the
+samples and classes of each split, the datamodule decodes, augments and batches them.
 Batches are uint8 at ``sample_size = image_size * aug_scale``; the model normalises on device.
 """
 
@@ -19,15 +18,8 @@ from torch.utils.data import DataLoader
 from hdvision.data.augment import build_augmentations
 from hdvision.data.dataset import ImageDataset, SeededSampler, collate_samples
 from hdvision.data.decode import DEFAULT_MAX_PIXELS
-from hdvision.data.hd_digits import HDDigitsSpec, generate_hd_digits
-from hdvision.data.sources import (
-    DataSourceError,
-    SampleList,
-    folder_classes,
-    folder_samples,
-    manifest_samples,
-    report_problems,
-)
+from hdvision.data.source_objects import DataSource
+from hdvision.data.sources import DataSourceError, SampleList, report_problems
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -67,10 +59,7 @@ def check_disjoint_splits(sources: Mapping[str, SampleList]) -> None:
 class HDImageDataModule(pl.LightningDataModule):
     def __init__(
         self,
-        kind: str = "folder",
-        root: str | None = None,
-        manifests: Mapping[str, str] | None = None,
-        hd_digits: Mapping[str, Any] | None = None,
+        source: DataSource,
         class_names: Sequence[str] | None = None,
         image_size: Sequence[int] = (1080, 1920),
         aug_scale: float = 0.5,
@@ -80,8 +69,6 @@ class HDImageDataModule(pl.LightningDataModule):
         reduced_decode: bool = True,
         on_bad_image: str = "raise",
         max_pixels: int = DEFAULT_MAX_PIXELS,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
         batch_size: int = 16,
         eval_batch_size: int | None = None,
         num_workers: int = 2,
@@ -91,8 +78,6 @@ class HDImageDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if kind not in ("folder", "manifest", "hd_digits"):
-            raise ValueError(f"data.kind must be folder, manifest or hd_digits, got {kind!r}")
         if not 0 < aug_scale <= 1:
             raise ValueError(f"data.aug_scale must be in (0, 1], got {aug_scale}")
         if batch_scale is not None and not 0 < batch_scale <= aug_scale:
@@ -102,10 +87,7 @@ class HDImageDataModule(pl.LightningDataModule):
         for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"data.{key} must be a positive integer, got {value!r}")
-        self.kind = kind
-        self.root = root
-        self.manifests = dict(manifests or {})
-        self.hd_digits = dict(hd_digits or {})
+        self.source = source
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.aug_scale = aug_scale
         # Training decodes and augments at aug_size; batches (and val/test) are at sample_size.
@@ -116,7 +98,6 @@ class HDImageDataModule(pl.LightningDataModule):
         self.reduced_decode = reduced_decode
         self.on_bad_image = on_bad_image
         self.max_pixels = max_pixels
-        self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
@@ -135,8 +116,8 @@ class HDImageDataModule(pl.LightningDataModule):
             names = self._discover_classes()
             if len(names) < 2:
                 raise DataSourceError(
-                    f"data.kind={self.kind} (root={self.root}) has {len(names)} class {names}: a "
-                    "classifier needs at least 2 (one sub-folder or label per class)"
+                    f"{self.source!r} has {len(names)} class {names}: a classifier needs at "
+                    "least 2 (one sub-folder or label per class)"
                 )
             self._class_names = names
         return self._class_names
@@ -158,77 +139,16 @@ class HDImageDataModule(pl.LightningDataModule):
         }
 
     def _discover_classes(self) -> list[str]:
-        if self.kind == "hd_digits":
-            return [str(i) for i in range(10)]
-        if self.kind == "folder":
-            root = Path(self._require_root())
-            return folder_classes(root / "train" if (root / "train").is_dir() else root)
-        return manifest_samples(self._manifest("train"), self.root, check_files=False).class_names
+        return list(self.source.class_names())
 
     # -- set-up ------------------------------------------------------------------------------
-    def _require_root(self) -> str:
-        if not self.root:
-            raise DataSourceError(f"data.root is not set for data.kind={self.kind}")
-        return self.root
-
-    def _manifest(self, split: str) -> str:
-        if split not in self.manifests:
-            raise DataSourceError(f"data.manifests.{split} is not set (a CSV with path,label rows)")
-        return self.manifests[split]
-
     def prepare_data(self) -> None:
-        if self.kind == "hd_digits":
-            self._hd_digits_root()
-
-    def _hd_digits_root(self) -> Path:
-        spec = dict(self.hd_digits)
-        workers = spec.pop("workers", 0)
-        for key in ("canvas", "split_fractions"):
-            if key in spec:
-                spec[key] = tuple(spec[key])
-        out_dir = self.root or "data"
-        return generate_hd_digits(HDDigitsSpec(**spec), out_dir, workers=workers)
-
-    def _split_sources(self) -> dict[str, SampleList]:
-        if self.kind == "hd_digits":
-            root = self._hd_digits_root()
-            self.manifests = {s: str(root / f"{s}.csv") for s in SPLITS}
-        if self.kind in ("manifest", "hd_digits"):
-            return {
-                s: manifest_samples(self._manifest(s), None, self.class_names)
-                for s in SPLITS
-                if s in self.manifests
-            }
-        root = Path(self._require_root())
-        if (root / "train").is_dir():
-            return {
-                s: folder_samples(root / s, self.class_names) for s in SPLITS if (root / s).is_dir()
-            }
-        return self._random_split(folder_samples(root, self.class_names))
-
-    def _random_split(self, full: SampleList) -> dict[str, SampleList]:
-        gen = torch.Generator().manual_seed(self.seed)
-        order = torch.randperm(len(full), generator=gen).tolist()
-        n_val = round(len(full) * self.val_fraction)
-        n_test = round(len(full) * self.test_fraction)
-        parts = {
-            "val": order[:n_val],
-            "test": order[n_val : n_val + n_test],
-            "train": order[n_val + n_test :],
-        }
-        return {
-            s: SampleList(
-                [full.samples[i] for i in idx],
-                full.class_names,
-                full.problems if s == "train" else [],
-            )
-            for s, idx in parts.items()
-        }
+        self.source.prepare()
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        sources = self._split_sources()
+        sources = self.source.splits(self.class_names)
         check_disjoint_splits(sources)
         for split, source in sources.items():
             report_problems(source, f"the {split} split", self.on_bad_image)
@@ -258,9 +178,7 @@ class HDImageDataModule(pl.LightningDataModule):
     # -- loaders -----------------------------------------------------------------------------
     def _loader(self, split: str, train: bool) -> DataLoader:
         if split not in self.datasets:
-            raise DataSourceError(
-                f"no {split} split found for data.kind={self.kind} (root={self.root})"
-            )
+            raise DataSourceError(f"no {split} split found in {self.source!r}")
         dataset = self.datasets[split]
         world_size, rank = 1, 0
         if self.trainer is not None:

@@ -37,7 +37,7 @@ def folder_classes(root: str | Path) -> list[str]:
     if not root.is_dir():
         raise DataSourceError(
             f"image folder {root} does not exist or is not a directory; "
-            "set data.root to a folder laid out as <root>/<class>/<image>"
+            "set data.source.root to a folder laid out as <root>/<class>/<image>"
         )
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:

@@ -24,10 +24,10 @@ import pytorch_lightning as pl
 MARK = "GPUCHECK "
 # A small HD-digits set: one epoch of the default recipe in seconds on an H200.
 DATA = [
-    "data.hd_digits.num_train=1024",
-    "data.hd_digits.num_val=128",
-    "data.hd_digits.num_test=128",
-    "data.hd_digits.workers=8",
+    "data.source.num_train=1024",
+    "data.source.num_val=128",
+    "data.source.num_test=128",
+    "data.source.workers=8",
     "data.num_workers=8",
     "trainer.max_epochs=1",
     "extras.print_config=false",

@@ -1,0 +1,134 @@
+"""Data sources as objects, chosen with ``data.source._target_``: each lists its samples per split
+and its classes; the datamodule only loads what a source lists.
+
+A new source is a class with ``prepare()`` (download or generate, once per node), ``class_names()``
+and ``splits()`` (``{"train": SampleList, "val": ..., "test": ...}``), and a
+``conf/data/<name>.yaml`` whose ``source:`` targets it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from hdvision.data.hd_digits import HDDigitsSpec, generate_hd_digits
+from hdvision.data.sources import (
+    DataSourceError,
+    SampleList,
+    folder_classes,
+    folder_samples,
+    manifest_samples,
+)
+
+SPLITS = ("train", "val", "test")
+
+
+class DataSource(Protocol):
+    def prepare(self) -> None: ...
+
+    def class_names(self) -> list[str]: ...
+
+    def splits(self, class_names: Sequence[str]) -> dict[str, SampleList]: ...
+
+
+class FolderSource:
+    """``root/<class>/*.jpg``, or ``root/{train,val,test}/<class>/*.jpg``; one folder is split at
+    random (seeded) into ``val_fraction`` / ``test_fraction`` / the rest."""
+
+    def __init__(
+        self, root: str, val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0
+    ) -> None:
+        if not root:
+            raise DataSourceError("data.source.root is not set (a folder of <class>/<image>)")
+        for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            if not 0.0 <= value < 1.0:
+                raise DataSourceError(f"data.source.{key} must be in [0, 1), got {value}")
+        self.root = Path(root)
+        self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
+
+    def __repr__(self) -> str:
+        return f"FolderSource(root={self.root})"
+
+    def prepare(self) -> None:
+        pass
+
+    def _split_folders(self) -> bool:
+        return (self.root / "train").is_dir()
+
+    def class_names(self) -> list[str]:
+        return folder_classes(self.root / "train" if self._split_folders() else self.root)
+
+    def splits(self, class_names: Sequence[str]) -> dict[str, SampleList]:
+        if self._split_folders():
+            return {
+                s: folder_samples(self.root / s, class_names)
+                for s in SPLITS
+                if (self.root / s).is_dir()
+            }
+        full = folder_samples(self.root, class_names)
+        order = torch.randperm(len(full), generator=torch.Generator().manual_seed(self.seed))
+        n_val = round(len(full) * self.val_fraction)
+        n_test = round(len(full) * self.test_fraction)
+        parts = {"val": order[:n_val], "test": order[n_val : n_val + n_test]}
+        parts["train"] = order[n_val + n_test :]
+        return {
+            s: SampleList(
+                [full.samples[i] for i in idx.tolist()],
+                full.class_names,
+                full.problems if s == "train" else [],
+            )
+            for s, idx in parts.items()
+        }
+
+
+class ManifestSource:
+    """One CSV of ``path,label`` rows per split; relative paths are under ``root`` (default: the
+    manifest's folder)."""
+
+    def __init__(
+        self, train: str, val: str | None = None, test: str | None = None, root: str | None = None
+    ) -> None:
+        self.manifests = {s: m for s, m in (("train", train), ("val", val), ("test", test)) if m}
+        if "train" not in self.manifests:
+            raise DataSourceError("data.source.train is not set (a CSV with path,label rows)")
+        self.root = root
+
+    def __repr__(self) -> str:
+        return f"ManifestSource({self.manifests})"
+
+    def prepare(self) -> None:
+        pass
+
+    def class_names(self) -> list[str]:
+        return manifest_samples(self.manifests["train"], self.root, check_files=False).class_names
+
+    def splits(self, class_names: Sequence[str]) -> dict[str, SampleList]:
+        return {s: manifest_samples(m, self.root, class_names) for s, m in self.manifests.items()}
+
+
+class HDDigitsSource:
+    """The generated HD-digits data set (:mod:`hdvision.data.hd_digits`), written once under
+    ``out_dir`` and reused; ``spec`` are :class:`HDDigitsSpec`'s fields."""
+
+    def __init__(self, out_dir: str = "data", workers: int = 0, **spec: Any) -> None:
+        for key in ("canvas", "split_fractions"):
+            if key in spec:
+                spec[key] = tuple(spec[key])
+        self.spec = HDDigitsSpec(**spec)
+        self.out_dir, self.workers = out_dir, workers
+
+    def __repr__(self) -> str:
+        return f"HDDigitsSource({self.spec})"
+
+    def prepare(self) -> Path:
+        return generate_hd_digits(self.spec, self.out_dir, workers=self.workers)
+
+    def class_names(self) -> list[str]:
+        return [str(i) for i in range(10)]
+
+    def splits(self, class_names: Sequence[str]) -> dict[str, SampleList]:
+        root = self.prepare()  # a no-op once the data set exists
+        return {s: manifest_samples(root / f"{s}.csv", None, class_names) for s in SPLITS}
