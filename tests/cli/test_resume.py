@@ -108,12 +108,15 @@ def test_ctrl_c_saves_mid_epoch_exits_130_and_resumes_exactly(tmp_path, whole_ru
     run_dir = root / "logs/train/runs/2026-01-01_00-00-00-000001"
     stop = ["+callbacks.stop._target_=tests.cli.test_resume.CtrlCMidEpoch"]
     stop += ["+callbacks.stop.epoch=1", "+callbacks.stop.batch=3", f"paths.output_dir={run_dir}"]
+    # Python's own Ctrl-C handler, whatever earlier code in this process installed (the full
+    # suite once left SIGINT not raising KeyboardInterrupt, and this test then trained to the end).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(SystemExit) as info:
             train(compose("train", RUN + stop, root))
     finally:
         # Lightning ignores further Ctrl-C while it shuts down, for the rest of the process.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, previous)
     assert info.value.code == 130
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     steps_per_epoch = 24 // 4

@@ -92,7 +92,7 @@ def test_eval_refuses_a_checkpoint_of_another_config(trained_run, tmp_path):
     other = [*TINY[:-2], *saliency, ckpt, "model.backbone_input=[24,32]"]
     with pytest.raises(CheckpointError, match=r"backbone_input: checkpoint \[16, 24\] vs config"):
         evaluate(compose("eval", other, tmp_path / "e1"))
-    stem = [*TINY[:-2], ckpt]  # the default stem, not the checkpoint's saliency sampler
+    stem = [*TINY[:-2], "model/stem=resize", ckpt]  # not the checkpoint's saliency sampler
     with pytest.raises(CheckpointError, match="stem: checkpoint"):
         evaluate(compose("eval", stem, tmp_path / "e2"))
 
