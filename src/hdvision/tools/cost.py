@@ -106,8 +106,16 @@ def model_cost_report(model: nn.Module, sample_size: Sequence[int]) -> dict[str,
 def _peak_memory_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device)
-    # CPU has no allocator peak counter: the process's peak resident set (Linux: KiB).
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # CPU has no allocator peak counter: the process's peak resident set. VmHWM is this process's
+    # own; ru_maxrss keeps the parent's peak across fork + exec, so a tool started from a big
+    # process (a late test of the suite) would never see its own peak rise.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
 def measure_train_step(
