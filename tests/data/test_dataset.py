@@ -4,7 +4,7 @@ import torch
 from hdvision.data.augment import build_augmentations
 from hdvision.data.datamodule import HDImageDataModule, per_device_batch_size
 from hdvision.data.dataset import ImageDataset, SeededSampler
-from hdvision.data.decode import BadImageError
+from hdvision.data.decode import BadImageError, DecodeSettings
 from hdvision.data.source_objects import FolderSource, ManifestSource
 from tests.conftest import write_image
 
@@ -23,7 +23,7 @@ def test_bad_file_raises_under_raise_policy(tmp_path):
     samples = _samples(tmp_path)
     (tmp_path / "bad.jpg").write_bytes(b"garbage")
     samples.insert(2, (str(tmp_path / "bad.jpg"), 0))
-    ds = ImageDataset(samples, (24, 32), on_bad_image="raise")
+    ds = ImageDataset(samples, DecodeSettings((24, 32)), on_bad_image="raise")
     with pytest.raises(BadImageError, match="bad.jpg: not an image"):
         ds[2]
 
@@ -32,7 +32,7 @@ def test_bad_file_is_replaced_and_reported_under_skip_policy(tmp_path):
     samples = _samples(tmp_path)
     (tmp_path / "bad.jpg").write_bytes(b"garbage")
     samples.insert(2, (str(tmp_path / "bad.jpg"), 0))
-    ds = ImageDataset(samples, (24, 32), on_bad_image="skip")
+    ds = ImageDataset(samples, DecodeSettings((24, 32)), on_bad_image="skip")
     item = ds[2]
     assert item["image"].shape == (3, 24, 32) and item["skipped"] == [str(tmp_path / "bad.jpg")]
     assert ds[0]["skipped"] == []
@@ -61,7 +61,7 @@ def test_skip_policy_counts_in_the_datamodule_during_a_run(tmp_path):
 
 def _all_samples(num_workers, tmp_path):
     samples = _samples(tmp_path, 8)
-    ds = ImageDataset(samples, (24, 32), build_augmentations(AUGS, (24, 32)))
+    ds = ImageDataset(samples, DecodeSettings((24, 32)), build_augmentations(AUGS, (24, 32)))
     loader = torch.utils.data.DataLoader(
         ds,
         batch_size=3,
@@ -76,7 +76,7 @@ def test_workers_produce_the_same_augmented_samples_as_the_main_process(tmp_path
     single = _all_samples(0, tmp_path)
     multi = _all_samples(2, tmp_path)
     assert torch.equal(single, multi)
-    plain = ImageDataset(_samples(tmp_path, 8), (24, 32))
+    plain = ImageDataset(_samples(tmp_path, 8), DecodeSettings((24, 32)))
     # The augmentation really changed the images.
     assert not torch.equal(single, torch.stack([plain[i]["image"] for i in range(8)]))
 
@@ -119,8 +119,8 @@ def test_full_resolution_augmentation_then_area_resize_to_the_batch_size(image_f
         num_workers=0,
     )
     dm.setup("fit")
-    assert dm.datasets["train"].sample_size == (48, 64)  # decoded and augmented at full size
-    assert dm.datasets["val"].sample_size == (12, 16)  # eval decodes straight to the batch size
+    assert dm.datasets["train"].decode.size == (48, 64)  # decoded and augmented at full size
+    assert dm.datasets["val"].decode.size == (12, 16)  # eval decodes straight to the batch size
     assert next(iter(dm.train_dataloader()))["image"].shape == (4, 3, 12, 16)
     assert next(iter(dm.val_dataloader()))["image"].shape[-2:] == (12, 16)
     with pytest.raises(ValueError, match="batch_scale"):

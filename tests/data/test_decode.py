@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hdvision.data.decode import BadImageError, decode_image, fit_size
+from hdvision.data.decode import BadImageError, DecodeSettings, decode_image, fit_size
 from tests.conftest import write_image
 
 
@@ -93,3 +93,34 @@ def test_max_pixels_overrides_pillows_own_limit(tmp_path, monkeypatch):
     assert decode_image(path, max_pixels=20_000).shape == (100, 100, 3)
     with pytest.raises(BadImageError, match="too large.*raise data.max_pixels"):
         decode_image(path, max_pixels=4000)  # > 2x: Pillow refuses it while opening
+
+
+def test_decode_settings_are_one_value_that_round_trips_through_preprocessing(tmp_path):
+    path = write_image(tmp_path / "big.jpg", size=(200, 400))
+    settings = DecodeSettings((50, 100), "crop", reduced=False, max_pixels=10**6)
+    assert np.array_equal(settings(path), decode_image(path, (50, 100), "crop", False, 10**6))
+    pre = settings.to_preprocessing()
+    assert pre == {
+        "sample_size": [50, 100],
+        "fit": "crop",
+        "reduced_decode": False,
+        "max_pixels": 10**6,
+    }
+    assert DecodeSettings.from_preprocessing(pre) == settings
+    small = settings.at((10, 20))
+    assert (small.size, small.fit, small.max_pixels) == ((10, 20), "crop", 10**6)
+    with pytest.raises(BadImageError, match="big.jpg: too large.*data.max_pixels"):
+        DecodeSettings((50, 100), max_pixels=100)(path)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"fit": "stretch"}, "data.fit must be one of .*'stretch'"),
+        ({"size": (0, 10)}, "decode size must be positive"),
+        ({"max_pixels": 0}, "data.max_pixels must be a positive integer"),
+    ],
+)
+def test_decode_settings_refuse_bad_values_naming_them(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DecodeSettings(**kwargs)

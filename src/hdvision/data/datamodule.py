@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from hdvision.data.augment import build_augmentations
 from hdvision.data.dataset import ImageDataset, SeededSampler, collate_samples
-from hdvision.data.decode import DEFAULT_MAX_PIXELS
+from hdvision.data.decode import DEFAULT_MAX_PIXELS, DecodeSettings
 from hdvision.data.source_objects import DataSource
 from hdvision.data.sources import DataSourceError, SampleList, report_problems
 
@@ -93,11 +93,10 @@ class HDImageDataModule(pl.LightningDataModule):
         # Training decodes and augments at aug_size; batches (and val/test) are at sample_size.
         self.aug_size = scaled_size(self.image_size, aug_scale)
         self.sample_size = scaled_size(self.image_size, batch_scale or aug_scale)
-        self.fit = fit
+        # The decode settings of val/test (and of inference); training decodes them at aug_size.
+        self.decode = DecodeSettings(self.sample_size, fit, reduced_decode, max_pixels)
         self.augmentations = augmentations
-        self.reduced_decode = reduced_decode
         self.on_bad_image = on_bad_image
-        self.max_pixels = max_pixels
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
@@ -130,13 +129,7 @@ class HDImageDataModule(pl.LightningDataModule):
     def preprocessing(self) -> dict[str, Any]:
         """What inference must repeat to feed the model as evaluation did (plain data, saved in
         checkpoints): decode at ``sample_size`` with ``fit``, pad/crop to it, uint8 batches."""
-        return {
-            "image_size": list(self.image_size),
-            "sample_size": list(self.sample_size),
-            "fit": self.fit,
-            "reduced_decode": self.reduced_decode,
-            "max_pixels": self.max_pixels,
-        }
+        return {"image_size": list(self.image_size), **self.decode.to_preprocessing()}
 
     def _discover_classes(self) -> list[str]:
         return list(self.source.class_names())
@@ -155,16 +148,10 @@ class HDImageDataModule(pl.LightningDataModule):
             train = split == "train"
             size = self.aug_size if train else self.sample_size
             transform = build_augmentations(
-                self.augmentations, size, self.fit, train, output_size=self.sample_size
+                self.augmentations, size, self.decode.fit, train, output_size=self.sample_size
             )
             self.datasets[split] = ImageDataset(
-                source.samples,
-                size,
-                transform,
-                self.fit,
-                self.reduced_decode,
-                self.max_pixels,
-                self.on_bad_image,
+                source.samples, self.decode.at(size), transform, self.on_bad_image
             )
         counts = {s: len(d) for s, d in self.datasets.items()}
         log.info(

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from hdvision.data.decode import DEFAULT_MAX_PIXELS, BadImageError, decode_image
+from hdvision.data.decode import BadImageError, DecodeSettings
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ BAD_IMAGE_POLICIES = ("raise", "skip")
 
 
 class ImageDataset(Dataset):
-    """``(path, label)`` samples decoded at ``sample_size`` (h, w) and passed through ``transform``.
+    """``(path, label)`` samples decoded with ``decode`` and passed through ``transform``.
 
     Items are dicts: ``image`` (3, H, W) uint8, ``label`` int, ``skipped`` (paths replaced by
     another sample under ``on_bad_image="skip"``).
@@ -33,11 +33,8 @@ class ImageDataset(Dataset):
     def __init__(
         self,
         samples: Sequence[tuple[str, int]],
-        sample_size: tuple[int, int],
+        decode: DecodeSettings,
         transform: A.Compose | None = None,
-        fit: str = "letterbox",
-        reduced_decode: bool = True,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
         on_bad_image: str = "raise",
         max_replacements: int = 16,
     ) -> None:
@@ -46,11 +43,8 @@ class ImageDataset(Dataset):
                 f"data.on_bad_image must be one of {BAD_IMAGE_POLICIES}, got {on_bad_image!r}"
             )
         self.samples = list(samples)
-        self.sample_size = tuple(sample_size)
+        self.decode = decode
         self.transform = transform
-        self.fit = fit
-        self.reduced_decode = reduced_decode
-        self.max_pixels = max_pixels
         self.on_bad_image = on_bad_image
         self.max_replacements = max_replacements
 
@@ -59,7 +53,7 @@ class ImageDataset(Dataset):
 
     def load(self, index: int, seed: int | None = None) -> dict:
         path, label = self.samples[index]
-        image = decode_image(path, self.sample_size, self.fit, self.reduced_decode, self.max_pixels)
+        image = self.decode(path)
         if self.transform is not None:
             if seed is not None:
                 self.transform.set_random_seed(seed)

@@ -8,12 +8,16 @@ matches a full decode + area resize closely.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
 
 DEFAULT_MAX_PIXELS = 100_000_000
+FIT_MODES = ("letterbox", "crop")
 
 
 class BadImageError(ValueError):
@@ -115,3 +119,56 @@ def decode_image(
         raise BadImageError(path, f"truncated or corrupt image data: {err}") from err
     except (ValueError, SyntaxError) as err:
         raise BadImageError(path, f"corrupt image: {err}") from err
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """How a file becomes an (H, W, 3) uint8 array, as one value: training, evaluation, predict
+    and check-data decode with the same settings, and checkpoints record them (``preprocessing``).
+
+    ``size`` (h, w) and ``fit`` as in :func:`decode_image`; ``reduced``: JPEG DCT scaling;
+    ``max_pixels``: the decompression-bomb limit.
+    """
+
+    size: tuple[int, int] | None = None
+    fit: str = "letterbox"
+    reduced: bool = True
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        if self.fit not in FIT_MODES:
+            raise ValueError(f"data.fit must be one of {FIT_MODES}, got {self.fit!r}")
+        if self.size is not None:
+            size = (int(self.size[0]), int(self.size[1]))
+            if min(size) < 1:
+                raise ValueError(f"decode size must be positive (h, w), got {list(self.size)}")
+            object.__setattr__(self, "size", size)
+        if int(self.max_pixels) < 1:
+            raise ValueError(f"data.max_pixels must be a positive integer, got {self.max_pixels}")
+
+    def __call__(self, path: str | Path) -> np.ndarray:
+        return decode_image(path, self.size, self.fit, self.reduced, self.max_pixels)
+
+    def at(self, size: Sequence[int] | None) -> DecodeSettings:
+        """The same settings for another target size."""
+        return replace(self, size=None if size is None else (int(size[0]), int(size[1])))
+
+    def to_preprocessing(self) -> dict[str, Any]:
+        """The checkpoint's ``preprocessing`` fields these settings fill (plain data)."""
+        return {
+            "sample_size": None if self.size is None else list(self.size),
+            "fit": self.fit,
+            "reduced_decode": self.reduced,
+            "max_pixels": self.max_pixels,
+        }
+
+    @classmethod
+    def from_preprocessing(cls, preprocessing: Mapping[str, Any]) -> DecodeSettings:
+        """The settings a checkpoint's (or ONNX file's) ``preprocessing`` recorded."""
+        height, width = preprocessing["sample_size"]
+        return cls(
+            (int(height), int(width)),
+            str(preprocessing["fit"]),
+            bool(preprocessing["reduced_decode"]),
+            int(preprocessing["max_pixels"]),
+        )

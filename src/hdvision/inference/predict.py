@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from hdvision.data.augment import build_augmentations
-from hdvision.data.decode import BadImageError, decode_image
+from hdvision.data.decode import BadImageError, DecodeSettings
 from hdvision.inference.inputs import InputRow, label_indices
 
 
@@ -28,21 +28,16 @@ class PredictionImages(Dataset):
 
     def __init__(self, paths: Sequence[str], preprocessing: dict[str, Any]) -> None:
         self.paths = list(paths)
-        self.size = tuple(preprocessing["sample_size"])
-        self.fit = preprocessing["fit"]
-        self.reduced = preprocessing["reduced_decode"]
-        self.max_pixels = preprocessing["max_pixels"]
-        self.transform = build_augmentations(None, self.size, self.fit, train=False)
+        self.decode = DecodeSettings.from_preprocessing(preprocessing)
+        self.size = self.decode.size
+        self.transform = build_augmentations(None, self.size, self.decode.fit, train=False)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         try:
-            array = decode_image(
-                self.paths[index], self.size, self.fit, self.reduced, self.max_pixels
-            )
-            array = self.transform(image=array)["image"]
+            array = self.transform(image=self.decode(self.paths[index]))["image"]
             image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).contiguous()
             error = ""
         except BadImageError as err:

@@ -12,9 +12,10 @@ def check_splits(datamodule: Any) -> list[str]:
     files' messages."""
     from PIL import Image
 
-    from hdvision.data.decode import BadImageError, decode_image
+    from hdvision.data.decode import BadImageError
 
     bad: list[str] = []
+    decode = datamodule.decode.at((64, 64))  # small: a decode check, not the training decode
     for split, dataset in datamodule.datasets.items():
         per_class: Counter = Counter()
         sizes: Counter = Counter()
@@ -24,7 +25,7 @@ def check_splits(datamodule: Any) -> list[str]:
             try:
                 # Decoding first: it names every way a file can be refused, before or while
                 # decoding; a file it accepts opens for the statistics.
-                decode_image(path, (64, 64), max_pixels=datamodule.max_pixels)
+                decode(path)
                 with Image.open(path) as image:
                     sizes[f"{image.width}x{image.height}"] += 1
                     modes[image.mode] += 1

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from hdvision.data.augment import build_augmentations
 from hdvision.data.datamodule import scaled_size
 from hdvision.data.dataset import ImageDataset, collate_samples
-from hdvision.data.decode import decode_image
+from hdvision.data.decode import DecodeSettings, decode_image
 from hdvision.data.device_augment import build_device_augmentations
 
 # The transforms both pipelines run; the naive one runs them at full resolution.
@@ -50,7 +50,9 @@ def naive_dataset(
 ) -> ImageDataset:
     """Full decode, the transforms at full resolution ``size``, then an area resize to ``out``."""
     transform = build_augmentations(BENCH_AUGMENTATIONS, size, train=True, output_size=out)
-    return ImageDataset([(str(p), 0) for p in paths], size, transform, reduced_decode=False)
+    return ImageDataset(
+        [(str(p), 0) for p in paths], DecodeSettings(size, reduced=False), transform
+    )
 
 
 def hdvision_dataset(
@@ -58,7 +60,7 @@ def hdvision_dataset(
 ) -> ImageDataset:
     """hdvision's own dataset: reduced-scale decode, then ``augmentations`` at ``out``."""
     transform = build_augmentations(augmentations, out, train=bool(augmentations))
-    return ImageDataset([(str(p), 0) for p in paths], out, transform, reduced_decode=True)
+    return ImageDataset([(str(p), 0) for p in paths], DecodeSettings(out), transform)
 
 
 def transform_ms(
