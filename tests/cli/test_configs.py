@@ -180,4 +180,4 @@ def test_augmentations_are_added_removed_and_put_on_the_device_by_overrides(tmp_
     objects = build(compose("train", overrides, tmp_path))
     assert objects["datamodule"].augmentations == {"Blur": {"p": 0.2}}
     assert objects["model"].hparams.device_augmentations == {"GaussNoise": {"p": 1.0}}
-    assert len(objects["model"].device_augmentations) == 1
+    assert len(objects["model"].device_augmentations.transforms) == 1

@@ -145,9 +145,8 @@ class HDClassifier(pl.LightningModule):
         """uint8 (B, 3, H, W) → normalised float at ``input_size``, on the current device;
         in training mode, ``device_augmentations`` first, at the batch's own resolution."""
         x = images.float()
-        if self.training:
-            for transform in self.device_augmentations:
-                x = transform(x)
+        if self.training and self.device_augmentations is not None:
+            x = self.device_augmentations(x)
         size = self.hparams.input_size
         if size is not None and tuple(x.shape[-2:]) != tuple(size):
             x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)

@@ -89,7 +89,8 @@ def transform_ms(
 
 def device_noise_ms(size: tuple[int, int], batch_size: int = 16, repeats: int = 10) -> float:
     """Milliseconds per image of ``GaussNoise`` as a device augmentation, run here on the CPU."""
-    (noise,) = build_device_augmentations({"GaussNoise": BENCH_AUGMENTATIONS["GaussNoise"]})
+    noise = build_device_augmentations({"GaussNoise": BENCH_AUGMENTATIONS["GaussNoise"]})
+    assert noise is not None
     batch = torch.full((batch_size, 3, *size), 128.0)
     noise(batch)
     start = time.perf_counter()
