@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock train test test-fast lint format clean gpu-wheels
+.PHONY: install lock train test test-fast lint typecheck format clean gpu-wheels
 
 # Re-install only when the project's dependencies change. constraints.txt pins every package to
 # the version CI last ran with (pyproject.toml keeps open ranges for library users).
@@ -33,6 +33,10 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mypy on src/ (settings in pyproject.toml).
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format .

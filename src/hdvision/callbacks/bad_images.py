@@ -6,6 +6,8 @@ import logging
 
 import pytorch_lightning as pl
 
+from hdvision.trainer import datamodule_of
+
 log = logging.getLogger("hdvision")
 
 
@@ -14,7 +16,7 @@ class BadImageReport(pl.Callback):
         self.reported: set[str] = set()
 
     def _report(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        skipped = getattr(trainer.datamodule, "skipped", None) if trainer.datamodule else None
+        skipped = getattr(datamodule_of(trainer), "skipped", None)
         if skipped is None:
             return
         pl_module.log(f"{stage}/skipped_images", float(len(skipped)), sync_dist=True)

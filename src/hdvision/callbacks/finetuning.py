@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any, cast
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import BackboneFinetuning
@@ -10,7 +11,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 
-def backbone_body(backbone: nn.Module) -> nn.ModuleList:
+def backbone_body(backbone: Any) -> nn.ModuleList:
     """A timm model's children without its classifier (which is new and must always train)."""
     head = backbone.get_classifier()
     return nn.ModuleList(m for m in backbone.children() if m is not head)
@@ -31,4 +32,4 @@ class BackboneFreeze(BackboneFinetuning):
     ) -> None:
         # The parent only reads `pl_module.backbone`: hand it the body.
         body = SimpleNamespace(backbone=backbone_body(pl_module.backbone))
-        super().finetune_function(body, epoch, optimizer)
+        super().finetune_function(cast(pl.LightningModule, body), epoch, optimizer)

@@ -25,6 +25,8 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader
 
+from hdvision.trainer import datamodule_of
+
 
 def one_shot(loader: Any) -> Any:
     """``loader`` without persistent workers: train and val already keep theirs alive, a third
@@ -111,14 +113,16 @@ class PreciseBatchNorm(pl.Callback):
             return
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
             return
-        if trainer.datamodule is None:
+        datamodule = datamodule_of(trainer)
+        if datamodule is None:
             rank_zero_warn("PreciseBatchNorm needs a LightningDataModule; statistics not updated")
             return
-        loader = one_shot(trainer.datamodule.train_dataloader())
+        loader = one_shot(datamodule.train_dataloader())
         # Validation runs under inference mode; updated buffers must stay ordinary tensors.
         with torch.inference_mode(False):
             recompute_batchnorm_stats(pl_module, model_inputs(pl_module, loader, self.num_batches))
             for m in pl_module.modules():
                 if isinstance(m, _BatchNorm) and m.track_running_stats:
                     for buf in (m.running_mean, m.running_var):
-                        buf.copy_(trainer.strategy.reduce(buf.clone(), reduce_op="mean"))
+                        if buf is not None:
+                            buf.copy_(trainer.strategy.reduce(buf.clone(), reduce_op="mean"))

@@ -83,16 +83,16 @@ class Preemption(pl.Callback):
         if trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking:
             return
         sigterm = isinstance(exception, SIGTERMException)
-        if sigterm and self._requeued:
-            self.signal = self.requeue_signal
-        else:
-            self.signal = signal.SIGTERM if sigterm else signal.SIGINT
+        stopped_by = signal.SIGTERM if sigterm else signal.SIGINT
+        if sigterm and self._requeued and self.requeue_signal is not None:
+            stopped_by = self.requeue_signal
+        self.signal = stopped_by
         trainer.save_checkpoint(self.path)
         self.saved = self.path
         batch = trainer.fit_loop.epoch_loop.batch_progress.current.completed
         log.warning(
             "Interrupted by %s at epoch %d, batch %d: saved %s; continue with ckpt_path=last",
-            self.signal.name,
+            stopped_by.name,
             trainer.current_epoch,
             batch,
             self.path,

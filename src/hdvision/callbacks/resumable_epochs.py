@@ -36,8 +36,8 @@ class ResumableEpochs(pl.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         # Plain tensors and numbers only: checkpoints load with weights_only=True.
-        _, keys, pos, has_gauss, gauss = np.random.get_state()  # MT19937
-        numpy_state = {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos)}
+        _, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)  # MT19937
+        numpy_state = {"keys": torch.from_numpy(np.asarray(keys, np.int64)), "pos": int(pos)}
         numpy_state.update(has_gauss=int(has_gauss), gauss=float(gauss))
         return {
             "torch": torch.get_rng_state(),
@@ -63,14 +63,16 @@ class ResumableEpochs(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         fit_loop = trainer.fit_loop
-        sampler = getattr(trainer.train_dataloader, "sampler", None)
+        loader = trainer.train_dataloader
+        sampler = getattr(loader, "sampler", None)
         restored, self._restored = self._restored, None
         # Lightning skips on_train_epoch_start when it restarts mid-epoch: continue that epoch here.
         if not (fit_loop.restarted_mid_epoch and isinstance(sampler, SeededSampler)):
             return
         done = fit_loop.epoch_loop.batch_progress.current.completed
-        sampler.set_epoch(fit_loop.epoch_progress.current.processed)
-        sampler.skip_next(done * trainer.train_dataloader.batch_size)
+        # Typed as its base class; the fit loop's epoch progress tracks `processed` too.
+        sampler.set_epoch(fit_loop.epoch_progress.current.processed)  # type: ignore[attr-defined]
+        sampler.skip_next(done * getattr(loader, "batch_size", 1))
         if fit_loop._data_fetcher is not None:
             iter(fit_loop._data_fetcher)
         # After the iterator: creating one draws its base seed from torch's generator, which the

@@ -9,7 +9,7 @@ TensorBoard when those loggers are active.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pytorch_lightning as pl
@@ -18,6 +18,10 @@ from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from hdvision.models.layers import resize
+from hdvision.trainer import datamodule_of
+
+if TYPE_CHECKING:
+    from hdvision.models.module import HDClassifier
 
 
 def _to_uint8(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> np.ndarray:
@@ -29,12 +33,13 @@ def _to_uint8(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> np
 @torch.no_grad()
 def stem_views(pl_module: pl.LightningModule, images: torch.Tensor) -> dict[str, np.ndarray]:
     """For prepared input ``images``: the area-downsampled input and the stem output, as uint8."""
-    was_training = pl_module.training
-    pl_module.eval()
-    seen = pl_module.stem(images)
-    pl_module.train(was_training)
+    model = cast("HDClassifier", pl_module)
+    was_training = model.training
+    model.eval()
+    seen = model.stem(images)
+    model.train(was_training)
     area = resize(images, seen.shape[-2:], "area")
-    mean, std = pl_module.mean, pl_module.std
+    mean, std = model.mean, model.std
     return {"area": _to_uint8(area, mean, std), "stem": _to_uint8(seen, mean, std)}
 
 
@@ -47,7 +52,7 @@ class ValidationImages(pl.Callback):
         self.last_confusion: np.ndarray | None = None
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        num_classes = pl_module.hparams.num_classes
+        num_classes = cast("HDClassifier", pl_module).hparams.num_classes
         self._confusion = MulticlassConfusionMatrix(num_classes).to(pl_module.device)
         self._batch = None
 
@@ -63,6 +68,7 @@ class ValidationImages(pl.Callback):
         if not isinstance(outputs, dict) or "logits" not in outputs:
             raise TypeError("ValidationImages needs validation_step to return {'logits': ...}")
         preds = outputs["logits"].argmax(1)
+        assert self._confusion is not None, "on_validation_epoch_start runs first"
         self._confusion.update(preds, batch["label"])
         if self._batch is None:
             n = self.num_images
@@ -98,7 +104,7 @@ class ValidationImages(pl.Callback):
 
 
 def _class_names(trainer: pl.Trainer, num_classes: int) -> list[str]:
-    names = getattr(trainer.datamodule, "class_names", None)
+    names = getattr(datamodule_of(trainer), "class_names", None)
     return list(names) if names else [str(i) for i in range(num_classes)]
 
 

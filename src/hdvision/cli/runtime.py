@@ -86,7 +86,7 @@ def print_config_tree(
     tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
     fields = [f for f in order if f in cfg] + [f for f in cfg if f not in order]
     for field in fields:
-        branch = tree.add(field, style="bold", guide_style="dim")
+        branch = tree.add(str(field), style="bold", guide_style="dim")
         value = cfg[field]
         text = (
             OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)

@@ -18,7 +18,6 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import WeightAveraging
 from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -32,6 +31,7 @@ from hdvision.cli.runtime import (
 )
 from hdvision.models.checkpoint import CheckpointError, check_config_matches, read_checkpoint
 from hdvision.tools.cost import log_cost_report, stem_input_size
+from hdvision.trainer import is_rank_zero
 
 log = logging.getLogger("hdvision")
 
@@ -79,10 +79,12 @@ def _exit_if_stopped_by_signal(trainer: pl.Trainer, stop: SystemExit) -> None:
     """Lightning ends a SIGTERM stop with status 0 and a Ctrl-C with 1; a scheduler must see that
     the run did not finish (the Preemption callback saved where it stopped): exit 128 + signal,
     after the requeue handler of a submitit job ran."""
-    stopped = [c for c in trainer.callbacks if isinstance(c, Preemption) and c.signal]
+    # Trainer.callbacks is set by Lightning's callback connector, not declared on the class.
+    callbacks = getattr(trainer, "callbacks", [])
+    stopped = [c for c in callbacks if isinstance(c, Preemption) and c.signal is not None]
     if not stopped and not isinstance(stop, SIGTERMException):
         return
-    by = stopped[0].signal if stopped else signal.SIGTERM
+    by = (stopped[0].signal if stopped else None) or signal.SIGTERM
     log.error("Run stopped by %s before it finished; resume with ckpt_path=last", by.name)
     if stopped:
         stopped[0].requeue()  # submitit's handler requeues the job and exits
@@ -96,8 +98,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     ckpt_path = resolve_resume(cfg)
     output_dir = Path(cfg.paths.output_dir)
     # DDP ranks > 0 run this too: only rank 0 writes files into the run directory.
-    is_rank_zero = rank_zero_only.rank == 0
-    if extras.get("print_config") and is_rank_zero:
+    rank_zero = is_rank_zero()
+    if extras.get("print_config") and rank_zero:
         print_config_tree(cfg, save_to=output_dir / "config_tree.log")
     resumed = read_checkpoint(ckpt_path) if ckpt_path is not None else None
     init = read_checkpoint(cfg.init_from) if cfg.get("init_from") else None
@@ -112,10 +114,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     # Lightning's model summary counts FLOPs (and shows in/out sizes) only with an example input.
     size = stem_input_size(model, datamodule.sample_size)
     model.example_input_array = torch.zeros(1, 3, *size)
-    if extras.get("cost_report") and is_rank_zero:
+    if extras.get("cost_report") and rank_zero:
         log_cost_report(model, datamodule.sample_size, objects["loggers"], output_dir)
 
-    if resumed is not None:
+    if ckpt_path is not None and resumed is not None:
         check_config_matches(ckpt_path, resumed, model.hparams)
     if cfg.get("train", True):
         try:
@@ -197,11 +199,11 @@ def main(cfg: DictConfig) -> float | None:
             raise
         value = _failed_trial_value(cfg)
         log.exception("Trial failed; reported to the sweeper as %s=%s", name, value)
-        if rank_zero_only.rank == 0:
+        if is_rank_zero():
             _record_trial(cfg, "failed", value, f"{type(error).__name__}: {error}")
         return value
     finally:
         _finish_wandb()
-    if in_sweep and rank_zero_only.rank == 0:
+    if in_sweep and is_rank_zero():
         _record_trial(cfg, "ok", value, metrics=metrics)
     return value

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +22,9 @@ from torch import nn
 from hdvision.models.checkpoint import CheckpointError, read_checkpoint
 from hdvision.models.layer_shapes import changed_shapes, layer_shapes
 from hdvision.tools.cost import count_params, forward_flops
+
+if TYPE_CHECKING:
+    from hdvision.models.module import HDClassifier
 
 IMPORTANCES = ("l1", "l2", "taylor", "random")
 
@@ -62,7 +65,8 @@ def prune_backbone(
 
     check_ratio(ratio)
     before = layer_shapes(backbone)
-    classifier = backbone.get_classifier() if hasattr(backbone, "get_classifier") else None
+    get_classifier = getattr(backbone, "get_classifier", None)  # timm models have one
+    classifier = get_classifier() if callable(get_classifier) else None
     ignored = [classifier] if isinstance(classifier, nn.Module) else []  # its outputs: classes
     conv_head = getattr(backbone, "conv_head", None)
     if not prune_head and isinstance(conv_head, nn.Module):
@@ -121,7 +125,7 @@ def prune_checkpoint(
     cost_after = {"params": count_params(backbone)[0], "flops": forward_flops(backbone, example)}
     hparams = dict(checkpoint["hyper_parameters"])
     hparams["pruned"] = {"ratio": ratio, "importance": importance, "shapes": shapes}
-    pruned = {
+    pruned: dict[str, Any] = {
         key: copy.deepcopy(checkpoint[key])
         for key in ("epoch", "global_step", "pytorch-lightning_version")
         if key in checkpoint
@@ -133,7 +137,7 @@ def prune_checkpoint(
 
 
 def _gradient_batches(
-    model: nn.Module, images: str | None, num_images: int, batch_size: int = 16
+    model: HDClassifier, images: str | None, num_images: int, batch_size: int = 16
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Labelled images as (backbone input, label) batches, through the model's own stem."""
     import tempfile

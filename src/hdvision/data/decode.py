@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageFile, ImageOps
 
 DEFAULT_MAX_PIXELS = 100_000_000
 FIT_MODES = ("letterbox", "crop")
@@ -83,7 +83,7 @@ def decode_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image: Image.Image = Image.open(path)
         width, height = image.size
         if width * height > max_pixels:
             raise BadImageError(
@@ -96,6 +96,7 @@ def decode_image(
         stored = (width, height) if swapped else (height, width)
         target = fit_size(stored, size, fit) if size is not None else None
         if target is not None and reduced and image.format == "JPEG":
+            assert isinstance(image, ImageFile.ImageFile)  # what Image.open returns
             # draft() works in stored orientation and never goes below the requested size.
             want = (target[0], target[1]) if swapped else (target[1], target[0])
             image.draft(image.mode if image.mode in ("RGB", "L") else None, want)

@@ -18,7 +18,6 @@ from typing import Any
 import kornia.augmentation as K
 import torch
 from kornia.augmentation import random_generator as rg
-from torch import nn
 
 
 class GaussNoise(K.IntensityAugmentationBase2D):
@@ -62,7 +61,7 @@ class GaussNoise(K.IntensityAugmentationBase2D):
 
 
 # hdvision's own device transforms; every other name is looked up in kornia.augmentation.
-DEVICE_TRANSFORMS: dict[str, type[nn.Module]] = {"GaussNoise": GaussNoise}
+DEVICE_TRANSFORMS: dict[str, type[K.AugmentationBase2D]] = {"GaussNoise": GaussNoise}
 
 
 class DeviceAugmentation:
@@ -74,16 +73,16 @@ class DeviceAugmentation:
     device.
     """
 
-    def __init__(self, transforms: Sequence[nn.Module]) -> None:
+    def __init__(self, transforms: Sequence[K.AugmentationBase2D]) -> None:
         self.transforms = K.AugmentationSequential(*transforms)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         return self.transforms(images / 255.0) * 255.0
 
 
-def _transform_class(name: str) -> type[nn.Module]:
+def _transform_class(name: str) -> type[K.AugmentationBase2D]:
     cls = DEVICE_TRANSFORMS.get(name) or getattr(K, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, K.base._AugmentationBase)):
+    if not (isinstance(cls, type) and issubclass(cls, K.AugmentationBase2D)):
         raise ValueError(
             f"unknown device augmentation {name!r} in model.device_augmentations; use "
             f"{sorted(DEVICE_TRANSFORMS)} or a kornia.augmentation transform "

@@ -124,7 +124,7 @@ def render_canvas(
     for cls, (y, x) in zip(classes, boxes, strict=True):
         candidates = pool[labels[pool] == cls]
         digit = Image.fromarray(digits[int(rng.choice(candidates))])
-        digit = digit.resize((spec.digit_size, spec.digit_size), Image.BILINEAR)
+        digit = digit.resize((spec.digit_size, spec.digit_size), Image.Resampling.BILINEAR)
         canvas.paste(digit, (x, y), mask=digit)
     return np.asarray(canvas), target
 

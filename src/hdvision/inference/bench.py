@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from hdvision.inference.export import export_onnx
-from hdvision.inference.inputs import InputError, label_indices
+from hdvision.inference.inputs import InputError, complete_labels, label_indices
 from hdvision.inference.predict import prediction_loader, run_predictions
 from hdvision.inference.predictor import OnnxPredictor, TorchPredictor
 from hdvision.inference.quantize import quantize_onnx
@@ -87,8 +87,7 @@ def run_inference_benchmark(
         eager = TorchPredictor(checkpoint)
         pre, names = eager.meta["preprocessing"], eager.meta["class_names"]
         rows = image_rows(images, pre, num_images, folder / "images")
-        indices = label_indices(rows, names)
-        labels = [] if None in indices else indices  # accuracy only when every image has one
+        labels = complete_labels(label_indices(rows, names))
         batch = decoded_batch(rows, pre)
         if len(batch) != len(rows):
             raise InputError(

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from hdvision.inference.bench import accuracy
-from hdvision.inference.inputs import InputError, label_indices
+from hdvision.inference.inputs import InputError, complete_labels, label_indices
 from hdvision.inference.predictor import TorchPredictor
 from hdvision.inference.samples import decoded_batch, image_rows
 from hdvision.tools.cost import count_params, forward_flops
@@ -58,8 +58,7 @@ def compare_models(
             pre = model.hparams.preprocessing
             rows = image_rows(images, pre, num_images, scratch)
             decoded = decoded_batch(rows, pre)
-            labels = label_indices(rows, model.hparams.class_names)
-            labels = [label for label in labels if label is not None]
+            labels = complete_labels(label_indices(rows, model.hparams.class_names))
             with torch.inference_mode():
                 features = torch.cat(
                     [model.stem(model.prepare_input(b)) for b in decoded.split(batch_size)]

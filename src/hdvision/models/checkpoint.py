@@ -11,9 +11,12 @@ from __future__ import annotations
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from hdvision.models.module import HDClassifier
 
 # What inference needs beyond the architecture; the keys under ``preprocessing`` included.
 REQUIRED_FIELDS = ("class_names", "normalization", "preprocessing")
@@ -114,7 +117,7 @@ def inference_hparams(
     return hparams
 
 
-def model_from_checkpoint(path: str | Path, **supplied: Any) -> Any:
+def model_from_checkpoint(path: str | Path, **supplied: Any) -> HDClassifier:
     """The trained :class:`HDClassifier` of ``path``, in eval mode on CPU, built from the
     checkpoint alone (no Hydra config, no pretrained-weight files)."""
     import timm

@@ -46,8 +46,8 @@ def changed_shapes(
     return {name: dict(attrs) for name, attrs in after.items() if before.get(name) != attrs}
 
 
-def _resized(param: torch.Tensor | None, shape: tuple[int, ...]) -> torch.Tensor | None:
-    if param is None or tuple(param.shape) == shape:
+def _resized(param: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    if tuple(param.shape) == shape:
         return param
     # Values are placeholders: the checkpoint's state dict is loaded over them.
     return torch.zeros(shape, dtype=param.dtype, device=param.device)
@@ -72,9 +72,9 @@ def apply_layer_shapes(model: nn.Module, shapes: Mapping[str, Mapping[str, int]]
         else:
             new_weight = new_bias = (module.num_features,)
             for buf in ("running_mean", "running_var"):
-                value = getattr(module, buf, None)
-                if value is not None:
-                    setattr(module, buf, _resized(value, new_bias))
+                buffer = getattr(module, buf, None)
+                if buffer is not None:
+                    setattr(module, buf, _resized(buffer, new_bias))
         for pname, shape in (("weight", new_weight), ("bias", new_bias)):
             param = getattr(module, pname, None)
             if param is not None:

@@ -8,7 +8,7 @@ and not saved (the run's config records them).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 import torch
@@ -23,6 +23,9 @@ from hdvision.models.backbone import normalization as backbone_normalization
 from hdvision.models.distill import Teacher, check_distill, distillation_loss
 from hdvision.models.layer_shapes import apply_layer_shapes
 from hdvision.models.stems import create_stem
+
+if TYPE_CHECKING:
+    from pytorch_lightning.utilities import AttributeDict
 
 
 def to_plain(value: Any) -> Any:
@@ -52,6 +55,11 @@ class HDClassifier(pl.LightningModule):
     :func:`create_stem` and :func:`create_backbone`. ``input_size`` (h, w), when set, is the size
     the stem expects: smaller batches are upsampled on the device after transfer.
     """
+
+    if TYPE_CHECKING:  # Lightning types it as a MutableMapping; save_hyperparameters makes this
+        hparams: AttributeDict
+    mean: torch.Tensor  # buffers
+    std: torch.Tensor
 
     def __init__(
         self,
@@ -114,12 +122,12 @@ class HDClassifier(pl.LightningModule):
         if normalization is None:
             # timm's pretrained config decides; the checkpoint records it so inference never
             # depends on a later timm's default.
-            mean, std = backbone_normalization(self.backbone)
-            normalization = {"mean": list(mean), "std": list(std)}
+            timm_mean, timm_std = backbone_normalization(self.backbone)
+            normalization = {"mean": list(timm_mean), "std": list(timm_std)}
         self.hparams["normalization"] = to_plain(normalization)
-        mean, std = normalization["mean"], normalization["std"]
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255, persistent=False)
+        for name in ("mean", "std"):
+            value = torch.tensor(normalization[name]).view(1, 3, 1, 1) * 255
+            self.register_buffer(name, value, persistent=False)
         self.device_augmentations = build_device_augmentations(device_augmentations)
         # Not a submodule: never trained, saved, moved to train mode or wrapped by DDP.
         self.teacher = Teacher(distill["teacher"], class_names) if distill else None

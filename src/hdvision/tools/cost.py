@@ -9,12 +9,15 @@ import resource
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+if TYPE_CHECKING:
+    from hdvision.models.module import HDClassifier
 
 log = logging.getLogger("hdvision")
 
@@ -92,13 +95,13 @@ def format_cost_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def stem_input_size(model: nn.Module, sample_size: Sequence[int]) -> list[int]:
+def stem_input_size(model: HDClassifier, sample_size: Sequence[int]) -> list[int]:
     """The size an HDClassifier's stem sees: ``model.input_size`` if set (batches are upsampled
     on the device), else the data's ``sample_size``."""
     return list(model.hparams.get("input_size") or sample_size)
 
 
-def model_cost_report(model: nn.Module, sample_size: Sequence[int]) -> dict[str, Any]:
+def model_cost_report(model: HDClassifier, sample_size: Sequence[int]) -> dict[str, Any]:
     """:func:`cost_report` of an HDClassifier at the size its stem sees."""
     return cost_report(model.stem, model.backbone, stem_input_size(model, sample_size))
 
@@ -119,7 +122,7 @@ def _peak_memory_bytes(device: torch.device) -> int:
 
 
 def measure_train_step(
-    model: nn.Module, input_size: Sequence[int], batch_size: int = 4, steps: int = 3
+    model: HDClassifier, input_size: Sequence[int], batch_size: int = 4, steps: int = 3
 ) -> dict[str, float]:
     """Measured training step (prepare input, forward, cross-entropy, backward, AdamW step):
     wall ms per image after one untimed warm-up step, and how far the step raised the peak
@@ -159,7 +162,7 @@ def measure_train_step(
 
 
 def log_cost_report(
-    model: nn.Module,
+    model: HDClassifier,
     input_size: Sequence[int],
     loggers: Sequence[Any],
     output_dir: str | Path | None = None,

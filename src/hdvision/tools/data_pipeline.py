@@ -127,7 +127,7 @@ def run_benchmark(
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # workers=0 measures one core, like each worker process
         try:
-            result = {
+            result: dict[str, Any] = {
                 "images": len(paths),
                 "size": list(size),
                 "aug_scale": aug_scale,

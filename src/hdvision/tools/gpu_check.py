@@ -175,7 +175,7 @@ def _stem_vs_none(overrides: list[str], root: Path) -> dict[str, Any]:
 
 
 def _predict_cuda(ckpt: str, root: Path) -> dict[str, Any]:
-    from hdvision.inference.inputs import list_inputs
+    from hdvision.inference.inputs import label_indices, list_inputs
     from hdvision.inference.predict import run_predictions
     from hdvision.inference.predictor import load_predictor
 
@@ -185,7 +185,8 @@ def _predict_cuda(ckpt: str, root: Path) -> dict[str, Any]:
     start = time.perf_counter()
     logits, errors = run_predictions(predictor, rows, 64, 8, "raise", progress=False)
     seconds = time.perf_counter() - start
-    correct = sum(int(r.label) == int(z.argmax()) for r, z in zip(rows, logits, strict=True))
+    labels = label_indices(rows, predictor.meta["class_names"])
+    correct = sum(label == int(z.argmax()) for label, z in zip(labels, logits, strict=True))
     return {"status": "ok", "img_s": len(rows) / seconds, "accuracy": correct / len(rows)}
 
 

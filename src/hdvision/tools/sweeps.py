@@ -21,8 +21,11 @@ def read_trials(path: str | Path) -> tuple[str, list[dict[str, Any]]]:
         raise FileNotFoundError(f"{path}: no trials.csv; pass a multirun folder (train.py -m ...)")
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        optimized = reader.fieldnames[2]
-        rows = list(reader)
+        columns = reader.fieldnames or []
+        if len(columns) < 3:
+            raise ValueError(f"{path}: not a trials.csv of hdvision (columns: {columns})")
+        optimized = columns[2]
+        rows: list[dict[str, Any]] = list(reader)
     for row in rows:
         row["metrics"] = json.loads(row.get("metrics") or "{}")
         if row["status"] == "ok" and optimized not in row["metrics"]:

@@ -8,8 +8,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from lightning_fabric.utilities.rank_zero import rank_zero_only
 from pytorch_lightning.loggers import WandbLogger
+
+from hdvision.trainer import is_rank_zero
 
 RUN_ID_FILE = "wandb_run_id"
 
@@ -39,7 +40,7 @@ def wandb_logger(offline: bool | None = None, save_dir: str = ".", **kwargs: Any
             kwargs.update(id=id_file.read_text().strip(), resume="allow")
         else:
             kwargs["id"] = uuid.uuid4().hex[:8]
-            if rank_zero_only.rank == 0:
+            if is_rank_zero():
                 id_file.parent.mkdir(parents=True, exist_ok=True)
                 id_file.write_text(kwargs["id"])
     return WandbLogger(offline=offline, save_dir=save_dir, **kwargs)

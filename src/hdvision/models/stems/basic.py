@@ -75,7 +75,7 @@ class SpaceToDepthStem(nn.Module):
         super().__init__()
         self.out_size = tuple(out_size)
         self.factor = factor
-        layers = [conv_bn_act(3 * factor * factor, width, 1)]
+        layers: list[nn.Module] = [conv_bn_act(3 * factor * factor, width, 1)]
         layers += [conv_bn_act(width, width, 3) for _ in range(depth)]
         layers.append(zero_init(nn.Conv2d(width, 3, 1)))
         self.body = nn.Sequential(*layers)
