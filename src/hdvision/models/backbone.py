@@ -8,13 +8,15 @@ at once with a message instead of hanging on a hub request.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import timm
 import torch
 from torch import nn
+
+from hdvision.models import lenet  # noqa: F401  (registers hdvision_lenet with timm)
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +116,37 @@ def load_weights(model: nn.Module, weights: str) -> None:
     log.info("Loaded backbone weights from %s", weights)
 
 
+def override_convs(model: nn.Module, overrides: Mapping[str, Mapping[str, int]]) -> None:
+    """Give the named convolutions a new square geometry (``kernel_size``, ``stride``,
+    ``padding``, ``dilation``; channels and groups stay), e.g. a first layer re-solved by
+    ``hdvision resolution-search``. A layer keeps its weights when their shape still fits."""
+    modules = dict(model.named_modules())
+    for name, geometry in overrides.items():
+        old = modules.get(name)
+        if not isinstance(old, nn.Conv2d):
+            raise ValueError(
+                f"model.backbone.conv_overrides: {name!r} is not a Conv2d of this backbone"
+            )
+        unknown = set(geometry) - {"kernel_size", "stride", "padding", "dilation"}
+        if unknown:
+            raise ValueError(
+                f"model.backbone.conv_overrides.{name}: unknown keys {sorted(unknown)}"
+            )
+        new = nn.Conv2d(
+            old.in_channels,
+            old.out_channels,
+            int(geometry.get("kernel_size", old.kernel_size[0])),
+            stride=int(geometry.get("stride", old.stride[0])),
+            padding=int(geometry.get("padding", 0)),
+            dilation=int(geometry.get("dilation", old.dilation[0])),
+            groups=old.groups,
+            bias=old.bias is not None,
+        )
+        if new.weight.shape == old.weight.shape:
+            new.load_state_dict(old.state_dict())
+        model.set_submodule(name, new)
+
+
 def create_backbone(
     name: str,
     num_classes: int,
@@ -122,10 +155,11 @@ def create_backbone(
     drop_path_rate: float = 0.0,
     grad_checkpointing: bool = False,
     global_pool: str = "avg",
+    conv_overrides: Mapping[str, Mapping[str, int]] | None = None,
     **kwargs,
 ) -> nn.Module:
     """A timm classifier with a globally pooled head (``avg``, ``max``, ``avgmax``: no large FC at
-    high resolution); weights loaded offline if given."""
+    high resolution); weights loaded offline if given, then ``conv_overrides`` applied."""
     model: Any = timm.create_model(  # a timm model: set_grad_checkpointing, pretrained_cfg, ...
         name,
         pretrained=False,
@@ -137,6 +171,8 @@ def create_backbone(
     )
     if weights:
         load_weights(model, weights)
+    if conv_overrides:
+        override_convs(model, conv_overrides)
     if grad_checkpointing:
         model.set_grad_checkpointing(True)
     return model
