@@ -187,3 +187,12 @@ def test_augmentations_are_added_removed_and_put_on_the_device_by_overrides(tmp_
     assert objects["datamodule"].augmentations == {"Blur": {"p": 0.2}}
     assert objects["model"].hparams.device_augmentations == {"GaussNoise": {"p": 1.0}}
     assert len(objects["model"].device_augmentations.transforms) == 1
+
+
+def test_megapixel_mnist_config_is_the_published_spec(tmp_path):
+    cfg = compose("train", ["data=megapixel_mnist"], tmp_path)
+    spec = instantiate(cfg.data.source).spec
+    assert spec.canvas == (1500, 1500) and spec.digit_size == 28
+    assert (spec.num_target, spec.num_distractors, spec.num_noise_patches) == (3, 2, 50)
+    assert (spec.num_train + spec.num_val, spec.num_test) == (5000, 1000)
+    assert spec.image_format == "png" and list(cfg.data.image_size) == [1500, 1500]

@@ -143,3 +143,67 @@ def test_generator_workers_die_with_a_killed_run(tmp_path):
     while any(map(_alive, workers)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(map(_alive, workers))
+
+
+MEGAPIXEL = HDDigitsSpec(
+    canvas=(200, 240),
+    digit_size=28,
+    num_target=3,
+    num_distractors=2,
+    num_noise_patches=50,
+    num_train=6,
+    num_val=2,
+    num_test=3,
+    image_format="png",
+    seed=5,
+)
+
+
+def test_megapixel_layout_follows_the_published_spec():
+    from hdvision.data.hd_digits import layout_canvas
+
+    for i in range(20):
+        target, placed, scribbles, noise = layout_canvas(MEGAPIXEL, np.random.default_rng(i))
+        classes = [c for c, _, _ in placed]
+        assert len(placed) == 5 and classes.count(target) == 3 and not scribbles
+        assert all(c != target for c in classes[3:])  # the 2 others are of other classes
+        for a, (_, ya, xa) in enumerate(placed):  # 28 px boxes inside, never overlapping
+            assert 0 <= ya <= 200 - 28 and 0 <= xa <= 240 - 28
+            for _, yb, xb in placed[a + 1 :]:
+                assert abs(ya - yb) >= 28 or abs(xa - xb) >= 28
+        assert len(noise) == 50
+        assert all(0 <= p < 50 and 28 <= y < 172 and 28 <= x < 212 for p, y, x in noise)
+
+
+def test_noise_patterns_are_two_line_scribbles():
+    from hdvision.data.hd_digits import noise_patterns
+
+    patterns = noise_patterns(0)
+    assert patterns.shape == (50, 28, 28) and patterns.dtype == np.uint8
+    lit = (patterns > 0).reshape(50, -1).sum(1)
+    assert lit.min() >= 28 and lit.max() <= 2 * 56  # one or two lines of up to 56 points
+    assert patterns[patterns > 0].min() >= 0.8 * 255 - 1
+    assert np.array_equal(noise_patterns(0), patterns) and not np.array_equal(
+        noise_patterns(1), patterns
+    )
+
+
+def test_megapixel_files_are_lossless_pngs_of_the_canvas_size(tmp_path):
+    from PIL import Image
+
+    root = generate_hd_digits(MEGAPIXEL, tmp_path, workers=1)
+    with open(root / "test.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and all(r["path"].endswith(".png") for r in rows)
+    image = Image.open(root / rows[0]["path"])
+    assert image.format == "PNG" and image.size == (240, 200) and image.mode == "L"
+    pixels = np.asarray(image)
+    assert (pixels > 0).mean() > 0.01  # digits and 50 scribbles
+    # Specs without noise hash as before the noise and format fields existed: the default run's
+    # data set keeps its folder (hd_digits_9ac5f4b950, written by earlier versions).
+    default_run = HDDigitsSpec(
+        digit_size=80, num_distractors=0, num_train=4400, num_val=300, num_test=500
+    )
+    assert default_run.digest() == "9ac5f4b950"
+    with pytest.raises(ValueError, match="image_format must be jpg or png"):
+        HDDigitsSpec(image_format="bmp")
