@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from hdvision.data.backgrounds import background_canvas, digit_colour, fingerprint
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
@@ -52,6 +54,10 @@ class HDDigitsSpec:
     num_noise_patches: int = 0
     # jpg, or png (lossless: the published data set stores exact pixels).
     image_format: str = "jpg"
+    # A folder of photos: each canvas is a random crop of one (hdvision.data.backgrounds); use
+    # mode RGB to keep their colour. digit_color_jitter > 0 tints each digit at random.
+    backgrounds: str | None = None
+    digit_color_jitter: float = 0.0
 
     def __post_init__(self) -> None:
         if self.image_format not in ("jpg", "png"):
@@ -62,9 +68,17 @@ class HDDigitsSpec:
     def digest(self) -> str:
         fields = asdict(self)
         # Fields added later count only when set, so existing data sets keep their folder.
-        for key, default in (("num_noise_patches", 0), ("image_format", "jpg")):
+        added = {
+            "num_noise_patches": 0,
+            "image_format": "jpg",
+            "backgrounds": None,
+            "digit_color_jitter": 0.0,
+        }
+        for key, default in added.items():
             if fields[key] == default:
                 del fields[key]
+        if self.backgrounds:
+            fields["backgrounds_files"] = fingerprint(self.backgrounds)
         text = json.dumps(fields, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:10]
 
@@ -178,15 +192,22 @@ def render_canvas(
 ) -> tuple[np.ndarray, int]:
     """One grayscale canvas and its label, drawing source digits only from ``pool``."""
     target, placed, scribbles, noise = layout_canvas(spec, rng)
-    canvas = Image.new("L", (spec.canvas[1], spec.canvas[0]), 0)
+    if spec.backgrounds:
+        canvas = background_canvas(spec.backgrounds, spec.canvas, rng)
+    else:
+        canvas = Image.new("L", (spec.canvas[1], spec.canvas[0]), 0)
     draw = ImageDraw.Draw(canvas)
     for points, fill, line_width in scribbles:
-        draw.line(points, fill=fill, width=line_width)
+        draw.line(points, fill=fill if canvas.mode == "L" else (fill,) * 3, width=line_width)
     for cls, y, x in placed:
         candidates = pool[labels[pool] == cls]
         digit = Image.fromarray(digits[int(rng.choice(candidates))])
         digit = digit.resize((spec.digit_size, spec.digit_size), Image.Resampling.BILINEAR)
-        canvas.paste(digit, (x, y), mask=digit)
+        if canvas.mode == "L":
+            canvas.paste(digit, (x, y), mask=digit)
+        else:  # the digit's strokes in one colour, its intensity as the mask
+            colour = digit_colour(rng, spec.digit_color_jitter)
+            canvas.paste(colour, (x, y, x + spec.digit_size, y + spec.digit_size), mask=digit)
     if noise:
         patterns = noise_patterns(spec.seed)
         for pattern, y, x in noise:
