@@ -99,3 +99,44 @@ def test_runs_under_bf16_autocast():
         y = stem(x)
     assert y.shape == reference.shape and torch.isfinite(y).all()
     assert torch.allclose(y.float(), reference, atol=0.05)
+
+
+def test_full_resolution_sampling_returns_the_backbone_size_and_trains_the_saliency_net():
+    # A 4x larger decode than the warp: the zoom samples real pixels, the convolutions never see
+    # the large image, and the gradient reaches the learned correction through the grid.
+    torch.manual_seed(0)
+    stem = create_stem("saliency_sampler", (12, 20), warp_size=(48, 80))
+    x = torch.rand(2, 3, 192, 320, requires_grad=True)
+    out = stem(x)
+    assert out.shape == (2, 3, 12, 20)
+    assert stem.warp(x).shape == (2, 3, 48, 80)
+    out.square().mean().backward()
+    grads = [p.grad for p in stem.saliency.parameters()]
+    assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
+    assert stem.prior_weight.grad is not None and stem.prior_weight.grad.abs() > 0
+    seen = []
+    for conv in (m for m in stem.modules() if isinstance(m, torch.nn.Conv2d)):
+        conv.register_forward_hook(lambda _m, inp, _o: seen.append(inp[0].shape[-2:]))
+    stem(x)
+    assert max(h * w for h, w in seen) <= 48 * 80  # no convolution at 192x320
+    with pytest.raises(ValueError, match="warp_size must be two positive sizes"):
+        create_stem("saliency_sampler", (12, 20), warp_size=[0, 80])
+
+
+def test_full_resolution_zoom_magnifies_real_pixels():
+    # A fine checkerboard (1 px period) survives a 2x zoom from the full decode, not from a
+    # half-size decode that area downsampling has already averaged to flat grey.
+    stem = create_stem("saliency_sampler", (8, 8), inner={"name": "resize"}, warp_size=(32, 32))
+    board = (torch.arange(64)[:, None] + torch.arange(64)[None, :]) % 2
+    image = torch.zeros(1, 3, 64, 64)
+    image[..., 16:48, 16:48] = board[16:48, 16:48].float()
+    with torch.no_grad():
+        full = stem.warp(image)
+        half = create_stem("saliency_sampler", (8, 8), inner={"name": "resize"}).warp(
+            torch.nn.functional.avg_pool2d(image, 2)
+        )
+
+    def detail(x):  # mean change between neighbouring pixels: the board's, not its edge's
+        return float((x[..., 1:] - x[..., :-1]).abs().mean())
+
+    assert detail(full) > 2 * detail(half)

@@ -55,9 +55,12 @@ class SaliencySamplerStem(nn.Module):
 
     ``saliency_size`` is the low-resolution view saliency is computed at (default: ``out_size``);
     ``zoom_share`` is the largest share of each axis's pixels that saliency can claim (the rest
-    stays uniform, so nothing is squeezed to zero width). The learned correction starts at zero:
-    the stem starts as its inner stem on the image zoomed by the detail prior (``detail_prior``;
-    without it, on the unwarped image). The prior's weight is learned too.
+    stays uniform, so nothing is squeezed to zero width). ``warp_size`` is the size the zoom
+    samples (default: the input's): smaller than the input (a ½-scale or full decode), the zoomed
+    regions magnify real pixels instead of interpolated ones, and no convolution runs at the
+    input's resolution (only area resizes and the sampling itself). The learned correction
+    starts at zero: the stem starts as its inner stem on the image zoomed by the detail prior
+    (``detail_prior``; without it, on the unwarped image). The prior's weight is learned too.
     """
 
     def __init__(
@@ -68,11 +71,15 @@ class SaliencySamplerStem(nn.Module):
         saliency_size: Sequence[int] | None = None,
         inner: Mapping[str, Any] | None = None,
         detail_prior: bool = True,
+        warp_size: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= zoom_share < 1.0:
             raise ValueError(f"zoom_share must be in [0, 1), got {zoom_share}")
         self.saliency_size = tuple(saliency_size or out_size)
+        self.warp_size = tuple(warp_size) if warp_size else None
+        if self.warp_size is not None and (len(self.warp_size) != 2 or min(self.warp_size) < 1):
+            raise ValueError(f"warp_size must be two positive sizes [h, w], got {warp_size}")
         self.zoom_share = zoom_share
         self.prior_weight = nn.Parameter(torch.ones(())) if detail_prior else None
         self.saliency = nn.Sequential(
@@ -95,10 +102,11 @@ class SaliencySamplerStem(nn.Module):
         return logits.flatten(1).softmax(1).view_as(logits)
 
     def warp(self, x: torch.Tensor) -> torch.Tensor:
-        """The zoomed image, at the input's own size."""
+        """The zoomed image, at ``warp_size`` (default: the input's own size)."""
         saliency = self.saliency_map(x)
+        height, width = self.warp_size or x.shape[-2:]
         grids = []
-        for marginal, num in ((saliency.sum(1), x.shape[-1]), (saliency.sum(2), x.shape[-2])):
+        for marginal, num in ((saliency.sum(1), width), (saliency.sum(2), height)):
             uniform = 1.0 / marginal.shape[1]
             density = (1 - self.zoom_share) * uniform + self.zoom_share * marginal
             # float64: a float32 cumsum over hundreds of bins drifts ~1e-4 px from the identity.
