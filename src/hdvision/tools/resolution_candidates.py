@@ -68,17 +68,15 @@ def lenet_cost_key(backbone: Mapping[str, Any]) -> tuple[int, ...]:
     output sides. Geometries with the same key (e.g. two paddings that give the same map) cost
     the same; the search counts the first, the simplest, of each."""
     a = _lenet_defaults(backbone)
-    size = a["img_size"]
-    conv1 = conv_out(size, a["k1"], a["s1"], a["p1"], a["d1"])
-    conv2 = conv_out(_lenet_maps(a, size)[1], a["k2"], a["s2"], a["p2"])
-    fc = _lenet_maps(a, size)[2]
+    conv1, conv2_in, fc = _lenet_maps(a, a["img_size"])
+    conv2 = conv_out(conv2_in, a["k2"], a["s2"], a["p2"])
     return (a["c1"], a["k1"], conv1, a["extra_pool"], a["k2"], conv2, fc, a["hidden"])
 
 
 def lenet_candidates(base: Mapping[str, Any], source: int, target: int) -> Iterator[Candidate]:
     """Every geometrically valid variant of each approach (costs not yet counted)."""
     a = _lenet_defaults(base)
-    c1_0, c2in_0, fc_0 = _lenet_maps(a, source)
+    c1_0, _, fc_0 = _lenet_maps(a, source)
     at = dict(a, img_size=target)
 
     def make(approach: str, changes: str, **kw: Any) -> Candidate:
@@ -102,11 +100,8 @@ def lenet_candidates(base: Mapping[str, Any], source: int, target: int) -> Itera
         range(a["k1"] + 1, 4 * a["k1"]), range(1, a["c1"]), range(2, 9)
     ):  # III
         for p in sorted({0, (k - 1) // 2}):
-            if (
-                conv_out(conv_out(target, k, 1, p), q, q) == c1_0
-                and _lenet_maps(dict(a, k1=k, c1=c, p1=p, s1=1, d1=1, extra_pool=q), target)[1]
-                == c2in_0
-            ):
+            # conv1 then the new pool give conv1's original map: conv2's input is restored.
+            if conv_out(conv_out(target, k, 1, p), q, q) == c1_0:
                 yield make(
                     "III",
                     f"conv1 {c}x{k}x{k} padding {p}, new max-pool {q}",
@@ -122,7 +117,7 @@ def lenet_candidates(base: Mapping[str, Any], source: int, target: int) -> Itera
             trial = dict(a, k1=k1, s1=s1, p1=p1, d1=1, k2=k2, s2=s2, p2=p2)
             if (k2, s2, p2) == (a["k2"], a["s2"], a["p2"]):
                 continue  # conv2 as it was: a conv1-only change, which is II's family
-            if _lenet_maps(trial, target)[2] == _lenet_maps(a, source)[2] and fc_0 > 0:
+            if _lenet_maps(trial, target)[2] == fc_0:
                 for c in range(1, 2 * a["c1"] + 1):
                     yield make(
                         "IV",

@@ -21,8 +21,8 @@ def format_results(
 ) -> str:
     lines = [
         f"{name}: {source} px -> {target} px",
-        f"{'approach':<9}{'params':>11}{'Δ':>8}{'MFLOPs':>10}{'Δ':>8}{'act. KB':>9}  changes",
-        f"{'original':<9}{original.params:>11,}{'':>8}{original.flops / 1e6:>10.3f}{'':>8}"
+        f"{'approach':<9}{'params':>11}{'Δ':>9}{'MFLOPs':>10}{'Δ':>9}{'act. KB':>9}  changes",
+        f"{'original':<9}{original.params:>11,}{'':>9}{original.flops / 1e6:>10.3f}{'':>9}"
         f"{original.activation_bytes / 1024:>9.1f}  at {source} px",
     ]
     for approach, found in results.items():
@@ -33,8 +33,8 @@ def format_results(
             cost = candidate.cost
             assert cost is not None
             lines.append(
-                f"{approach:<9}{cost.params:>11,}{_rel(cost.params, original.params):>8}"
-                f"{cost.flops / 1e6:>10.3f}{_rel(cost.flops, original.flops):>8}"
+                f"{approach:<9}{cost.params:>11,}{_rel(cost.params, original.params):>9}"
+                f"{cost.flops / 1e6:>10.3f}{_rel(cost.flops, original.flops):>9}"
                 f"{cost.activation_bytes / 1024:>9.1f}  {candidate.changes}"
             )
     return "\n".join(lines)
