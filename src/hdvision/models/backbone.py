@@ -16,7 +16,8 @@ import timm
 import torch
 from torch import nn
 
-from hdvision.models import lenet  # noqa: F401  (registers hdvision_lenet with timm)
+# Registered with timm here, so that every backbone name resolves wherever one is created.
+from hdvision.models import lenet, patch_select  # noqa: F401
 
 log = logging.getLogger(__name__)
 

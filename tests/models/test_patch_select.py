@@ -1,0 +1,78 @@
+import pytest
+import torch
+
+from hdvision.models.patch_select import PatchSelect
+
+
+def _model(**kw):
+    torch.manual_seed(0)
+    args = {"encoder": "test_efficientnet", "patch_size": 16, "k": 3, "score_size": 8, "chunk": 5}
+    return PatchSelect(num_classes=4, **{**args, **kw})
+
+
+def test_selects_k_patches_of_the_full_resolution_image():
+    model = _model().eval()
+    x = torch.rand(2, 3, 48, 64)
+    patches = model.patches(x)
+    assert patches.shape == (2, 12, 3, 16, 16)
+    assert torch.equal(patches[1, 5], x[1, :, 16:32, 16:32])  # row 1, column 1
+    index = model.select(patches)
+    assert index.shape == (2, 3) and int(index.max()) < 12
+    assert all(len(set(row.tolist())) == 3 for row in index)  # k distinct patches
+    # The running top-k over chunks finds the same patches as scoring all at once.
+    assert torch.equal(
+        index.sort(1).values, _model(chunk=100).eval().select(patches).sort(1).values
+    )
+    assert model(x).shape == (2, 4)
+
+
+def test_scoring_keeps_nothing_for_backward_however_many_patches():
+    def saved_numel(size):
+        model = _model().train()
+        total = 0
+
+        def pack(tensor):
+            nonlocal total
+            total += tensor.numel()
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model(torch.rand(2, 3, size, size)).sum().backward()
+        return total
+
+    assert saved_numel(32) == saved_numel(128)  # 4 patches scored vs 64: the same 3 encoded
+
+
+def test_scoring_leaves_batchnorm_statistics_and_train_mode_alone():
+    model = _model().train()
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    with torch.no_grad():
+        model.select(model.patches(torch.rand(2, 3, 48, 48)))
+    after = {k: v for k, v in model.state_dict().items() if "running" in k}
+    assert all(torch.equal(before[k], after[k]) for k in before) and model.encoder.training
+
+
+def test_bad_sizes_are_named():
+    with pytest.raises(ValueError, match="must be positive"):
+        _model(k=0)
+    with pytest.raises(ValueError, match="smaller than patch_size=16"):
+        _model()(torch.rand(1, 3, 8, 8))
+
+
+def test_a_fast_run_with_patch_selection_completes(tmp_path):
+    from hdvision.cli.train import train
+    from tests.conftest import TINY, compose
+
+    overrides = [o for o in TINY if not o.startswith("model.")] + [
+        "model=patch_select",
+        "model.backbone.encoder=test_efficientnet",
+        "model.backbone.encoder_weights=null",
+        "model.backbone.patch_size=16",
+        "model.backbone.k=4",
+        "model.backbone.score_size=8",
+        "data.aug_scale=1.0",
+        "callbacks.precise_bn.num_batches=2",
+    ]
+    metrics, objects = train(compose("train", overrides, tmp_path))
+    assert objects["model"].backbone.k == 4 and 0.0 <= metrics["test/acc"] <= 1.0
+    assert metrics["train/loss"] > 0
