@@ -49,7 +49,7 @@ class PatchSelect(nn.Module):
         self.k, self.score_size, self.chunk = k, score_size, chunk
         self.num_classes = num_classes
         self.encoder = create_backbone(encoder, num_classes=0, weights=encoder_weights)
-        dim = self.encoder.num_features
+        dim: int = self.encoder.num_features  # type: ignore[assignment]  # timm: pooled width
         self.attention = nn.Sequential(
             nn.Linear(dim, attention_dim), nn.Tanh(), nn.Linear(attention_dim, 1)
         )
