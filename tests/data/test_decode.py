@@ -109,8 +109,10 @@ def test_decode_settings_are_one_value_that_round_trips_through_preprocessing(tm
     assert DecodeSettings.from_preprocessing(pre) == settings
     small = settings.at((10, 20))
     assert (small.size, small.fit, small.max_pixels) == ((10, 20), "crop", 10**6)
+    limit = Image.MAX_IMAGE_PIXELS
     with pytest.raises(BadImageError, match="big.jpg: too large.*data.max_pixels"):
         DecodeSettings((50, 100), max_pixels=100)(path)
+    assert limit == Image.MAX_IMAGE_PIXELS  # the caller's limit does not leak to other code
 
 
 @pytest.mark.parametrize(

@@ -78,8 +78,9 @@ def decode_image(
     Raises :class:`BadImageError` naming the file for anything unusable.
     """
     # Pillow's own bomb guard (~89.5 Mpx by default) would refuse files that data.max_pixels
-    # allows; make its limit ours (a process-wide setting, the same value for every file).
-    Image.MAX_IMAGE_PIXELS = max_pixels
+    # allows; its limit is ours while this file decodes (a process-wide setting: restored after,
+    # so that other code opening images is not held to this caller's limit).
+    previous_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -120,6 +121,8 @@ def decode_image(
         raise BadImageError(path, f"truncated or corrupt image data: {err}") from err
     except (ValueError, SyntaxError) as err:
         raise BadImageError(path, f"corrupt image: {err}") from err
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous_limit
 
 
 @dataclass(frozen=True)
