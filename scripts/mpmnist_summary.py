@@ -1,0 +1,81 @@
+"""Table of the Megapixel MNIST study (scripts/mpmnist_study.sh; also scripts/photo_study.sh's
+with --prefix photo_hd --variants zoom,prior_only,area): per variant, mean ± std over
+seeds of val / test accuracy (each run tested at its best validation epoch), the training steps
+done within the budget, the images they saw, and the run's wall time (training, validation, test).
+
+    python scripts/mpmnist_summary.py logs/mpmnist_study
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+from pathlib import Path
+
+from hdvision.tools.sweeps import read_trials
+
+VARIANTS = ("area", "space_to_depth", "zoom", "zoom_from_half", "patch_select")
+
+
+def _mean_std(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
+    if not values:
+        return "—"
+    mean = statistics.mean(values) * scale
+    std = statistics.stdev(values) * scale if len(values) > 1 else float("nan")
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _steps(run: Path) -> int:
+    """The last training step the run's CSV logger saw."""
+    steps = [
+        int(row["step"])
+        for metrics in run.glob("0/csv/version_*/metrics.csv")
+        for row in csv.DictReader(metrics.open())
+        if row.get("step")
+    ]
+    return max(steps, default=0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", nargs="?", default="logs/mpmnist_study")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--prefix", default="mpmnist", help="experiment names: <prefix>_<variant>")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    args = parser.parse_args()
+    out = Path(args.out)
+    wall: dict[str, list[float]] = {}
+    wall_file = out / "wall_s.csv"
+    for line in wall_file.read_text().splitlines() if wall_file.exists() else []:
+        variant, _seed, _planned, seconds = line.split(",")
+        wall.setdefault(variant, []).append(float(seconds))
+    columns = ["variant", "seeds", "val acc %", "test acc %", "steps in budget", "images seen"]
+    print("| " + " | ".join([*columns, "run wall s"]) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for variant in args.variants.split(","):
+        # A run without trials.csv is still going (or was killed): left out.
+        runs = sorted(r for r in out.glob(f"{variant}_[0-9]*") if (r / "trials.csv").is_file())
+        accs: dict[str, list[float]] = {"val/acc": [], "test/acc": []}
+        steps = []
+        for run in runs:
+            _, rows = read_trials(run)
+            for row in rows:
+                if row["status"] != "ok":
+                    continue
+                for key in accs:
+                    accs[key].append(float(row["metrics"][key]))
+            steps.append(float(_steps(run)))
+        if not steps:
+            continue
+        print(
+            f"| `{args.prefix}_{variant}` | {len(accs['test/acc'])} | "
+            f"{_mean_std(accs['val/acc'], 100)} | {_mean_std(accs['test/acc'], 100)} | "
+            f"{_mean_std(steps, digits=0)} | {statistics.mean(steps) * args.batch_size:,.0f} | "
+            f"{_mean_std(wall.get(variant, []), digits=0)} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
