@@ -196,3 +196,38 @@ def test_megapixel_mnist_config_is_the_published_spec(tmp_path):
     assert (spec.num_target, spec.num_distractors, spec.num_noise_patches) == (3, 2, 50)
     assert (spec.num_train + spec.num_val, spec.num_test) == (5000, 1000)
     assert spec.image_format == "png" and list(cfg.data.image_size) == [1500, 1500]
+
+
+def test_photo_experiments_differ_from_each_other_only_in_the_stem(tmp_path):
+    runs = ("photo_hd_zoom", "photo_hd_prior_only", "photo_hd_area")
+    cfgs = {e: compose("train", [f"experiment={e}"], tmp_path) for e in runs}
+    zoom = cfgs["photo_hd_zoom"]
+    for cfg in cfgs.values():
+        assert cfg.data == zoom.data and cfg.trainer == zoom.trainer
+        assert cfg.model.backbone == zoom.model.backbone
+        assert cfg.data.source.backgrounds and cfg.data.source.mode == "RGB"
+    assert cfgs["photo_hd_zoom"].model.stem.learned_correction is True
+    assert cfgs["photo_hd_prior_only"].model.stem.learned_correction is False
+    assert cfgs["photo_hd_area"].model.stem.name == "resize"
+
+
+def test_megapixel_mnist_variants_share_data_and_backbone_input(tmp_path):
+    variants = ("area", "space_to_depth", "zoom", "zoom_from_half", "patch_select")
+    cfgs = {v: compose("train", [f"experiment=mpmnist_{v}"], tmp_path) for v in variants}
+    for v, cfg in cfgs.items():
+        assert cfg.data.source == cfgs["area"].data.source, v
+        assert cfg.data.source.canvas == [1500, 1500] and cfg.data.source.num_noise_patches == 50
+    assert {v: cfg.model.stem.name for v, cfg in cfgs.items()} == {
+        "area": "resize",
+        "space_to_depth": "space_to_depth",
+        "zoom": "saliency_sampler",
+        "zoom_from_half": "saliency_sampler",
+        "patch_select": "none",
+    }
+    # The 1/4 view (375x375) reaches the same 188x188 backbone input; the zoom from a 1/2 decode
+    # samples the 1/4 view's size; patch selection takes the whole image.
+    assert all(cfgs[v].model.backbone_input == [188, 188] for v in variants[:4])
+    assert cfgs["zoom_from_half"].data.aug_scale == 0.5
+    assert cfgs["zoom_from_half"].model.stem.warp_size == [375, 375]
+    assert cfgs["patch_select"].data.aug_scale == 1.0
+    assert cfgs["patch_select"].model.backbone.name == "hdvision_patch_select"

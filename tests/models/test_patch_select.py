@@ -76,3 +76,14 @@ def test_a_fast_run_with_patch_selection_completes(tmp_path):
     metrics, objects = train(compose("train", overrides, tmp_path))
     assert objects["model"].backbone.k == 4 and 0.0 <= metrics["test/acc"] <= 1.0
     assert metrics["train/loss"] > 0
+    # Rebuilt from the checkpoint alone: the encoder's pretrained file is not read again (it
+    # need not be installed where the model is used).
+    from hdvision.models.checkpoint import model_from_checkpoint
+
+    path = objects["trainer"].checkpoint_callback.best_model_path
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["hyper_parameters"]["backbone"]["encoder_weights"] = "weights_not_installed_here"
+    torch.save(checkpoint, tmp_path / "moved.ckpt")
+    model = model_from_checkpoint(tmp_path / "moved.ckpt")
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, checkpoint["state_dict"][name])

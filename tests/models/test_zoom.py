@@ -140,3 +140,22 @@ def test_full_resolution_zoom_magnifies_real_pixels():
         return float((x[..., 1:] - x[..., :-1]).abs().mean())
 
     assert detail(full) > 2 * detail(half)
+
+
+def test_without_the_learned_correction_the_detail_prior_alone_zooms():
+    stem = create_stem("saliency_sampler", (12, 20), learned_correction=False).eval()
+    assert stem.saliency is None
+    assert {n for n, _ in stem.named_parameters() if not n.startswith("inner.")} == {"prior_weight"}
+    x = _square()
+    x[..., 20:28, 28:38] = torch.rand(8, 10) > 0.5
+    with_correction = create_stem("saliency_sampler", (12, 20)).eval()
+    # The correction starts at zero, so both begin with the same zoom: the prior's.
+    torch.testing.assert_close(stem.saliency_map(x), with_correction.saliency_map(x))
+    assert stem.warp(x).mean() > 3 * x.mean()
+    stem(x.repeat(2, 1, 1, 1)).mean().backward()
+    assert stem.prior_weight.grad is not None
+
+
+def test_neither_prior_nor_correction_is_an_error():
+    with pytest.raises(ValueError, match="detail_prior and learned_correction are both false"):
+        create_stem("saliency_sampler", (12, 20), detail_prior=False, learned_correction=False)

@@ -132,8 +132,12 @@ def model_from_checkpoint(path: str | Path, **supplied: Any) -> HDClassifier:
             f"{path}: backbone {name!r} is not in the installed timm {timm.__version__}; "
             "install the timm version the model was trained with"
         )
-    # The state dict holds every weight: no pretrained file is read, nothing is compiled.
-    hparams["backbone"] = {**hparams["backbone"], "weights": None}
+    # The state dict holds every weight: no pretrained file is read (``weights``, or a part's,
+    # e.g. patch selection's ``encoder_weights``), nothing is compiled.
+    hparams["backbone"] = {
+        k: None if k == "weights" or k.endswith("_weights") else v
+        for k, v in {**hparams["backbone"], "weights": None}.items()
+    }
     hparams["compile"] = False
     hparams["distill"] = None  # the teacher is for training only
     model = HDClassifier(**hparams)

@@ -4,6 +4,7 @@ enumerated with the output-size formula, for the LeNet-style network and for tim
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -43,14 +44,20 @@ class Candidate:
 
 
 # -- LeNet --------------------------------------------------------------------------------------
-def _lenet_defaults(spec: Mapping[str, Any]) -> dict[str, Any]:
+@functools.cache
+def _lenet_signature_defaults() -> dict[str, Any]:
     from inspect import signature
 
     from hdvision.models.lenet import LeNet
 
     params = signature(LeNet).parameters
     skip = ("unused", "num_classes")  # num_classes: the classifier's, set by whoever builds it
-    return {k: p.default for k, p in params.items() if k not in skip} | dict(spec)
+    return {k: p.default for k, p in params.items() if k not in skip}
+
+
+def _lenet_defaults(spec: Mapping[str, Any]) -> dict[str, Any]:
+    # Called once per candidate (thousands per search): the signature is read once.
+    return _lenet_signature_defaults() | dict(spec)
 
 
 def _lenet_maps(a: Mapping[str, Any], size: int) -> tuple[int, int, int]:

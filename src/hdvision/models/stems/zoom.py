@@ -61,6 +61,8 @@ class SaliencySamplerStem(nn.Module):
     input's resolution (only area resizes and the sampling itself). The learned correction
     starts at zero: the stem starts as its inner stem on the image zoomed by the detail prior
     (``detail_prior``; without it, on the unwarped image). The prior's weight is learned too.
+    ``learned_correction=False`` drops the correction network: the zoom follows the detail prior
+    alone (its weight still learned), the ablation that tells what the correction earns.
     """
 
     def __init__(
@@ -72,20 +74,30 @@ class SaliencySamplerStem(nn.Module):
         inner: Mapping[str, Any] | None = None,
         detail_prior: bool = True,
         warp_size: Sequence[int] | None = None,
+        learned_correction: bool = True,
     ) -> None:
         super().__init__()
         if not 0.0 <= zoom_share < 1.0:
             raise ValueError(f"zoom_share must be in [0, 1), got {zoom_share}")
+        if not (detail_prior or learned_correction):
+            raise ValueError(
+                "saliency_sampler: detail_prior and learned_correction are both false; "
+                "nothing would decide where to zoom (use the inner stem alone instead)"
+            )
         self.saliency_size = tuple(saliency_size or out_size)
         self.warp_size = tuple(warp_size) if warp_size else None
         if self.warp_size is not None and (len(self.warp_size) != 2 or min(self.warp_size) < 1):
             raise ValueError(f"warp_size must be two positive sizes [h, w], got {warp_size}")
         self.zoom_share = zoom_share
         self.prior_weight = nn.Parameter(torch.ones(())) if detail_prior else None
-        self.saliency = nn.Sequential(
-            conv_bn_act(3, width, 3),
-            conv_bn_act(width, width, 3),
-            zero_init(nn.Conv2d(width, 1, 1)),
+        self.saliency = (
+            nn.Sequential(
+                conv_bn_act(3, width, 3),
+                conv_bn_act(width, width, 3),
+                zero_init(nn.Conv2d(width, 1, 1)),
+            )
+            if learned_correction
+            else None
         )
         inner = dict(inner or {"name": "space_to_depth"})
         self.inner = create_stem(inner.pop("name"), out_size, **inner)
@@ -93,7 +105,10 @@ class SaliencySamplerStem(nn.Module):
     def saliency_map(self, x: torch.Tensor) -> torch.Tensor:
         """(B, h, w) at ``saliency_size``, summing to 1 per image."""
         small = resize(x, self.saliency_size)
-        logits = self.saliency(small).float()[:, 0]
+        if self.saliency is not None:
+            logits = self.saliency(small).float()[:, 0]
+        else:
+            logits = small.new_zeros(small.shape[0], *small.shape[-2:], dtype=torch.float32)
         if self.prior_weight is not None:
             detail = detail_map(x.float(), small.float())
             # A 1 % floor of the mean: flat regions keep a little saliency, a flat image none.
