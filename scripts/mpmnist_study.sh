@@ -4,10 +4,10 @@
 # stops). The LR schedule is sized to the budget: steps = budget / the variant's training step
 # measured by `hdvision cost --time-steps 5 --batch-size 16` on this 2-core CPU. Usage:
 #   scripts/mpmnist_study.sh [out_dir] [minutes] [seeds] [variants]
-# Then: hdvision sweep-summary <out_dir>/<variant>_* --metric val/acc --metric test/acc --ignore seed
+# Then: python scripts/mpmnist_summary.py <out_dir>   (the table of docs/results/megapixel_mnist.md)
 set -euo pipefail
 out=${1:-logs/mpmnist_study}
-minutes=${2:-5}
+minutes=${2:-4}
 seeds=${3:-1 2 3}
 variants=${4:-area space_to_depth zoom zoom_from_half patch_select}
 py=${PYTHON:-.venv/bin/python}
