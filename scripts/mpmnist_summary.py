@@ -13,9 +13,10 @@ import csv
 import statistics
 from pathlib import Path
 
-from hdvision.tools.sweeps import read_trials
+from hdvision.tools.sweeps import read_sweeps, summarize_trials
 
 VARIANTS = ("area", "space_to_depth", "zoom", "zoom_from_half", "patch_select")
+METRICS = ("val/acc", "test/acc")
 
 
 def _mean_std(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
@@ -24,6 +25,10 @@ def _mean_std(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
     mean = statistics.mean(values) * scale
     std = statistics.stdev(values) * scale if len(values) > 1 else float("nan")
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _percent(mean_std: tuple[float, float]) -> str:
+    return f"{100 * mean_std[0]:.1f} ± {100 * mean_std[1]:.1f}"
 
 
 def _steps(run: Path) -> int:
@@ -56,21 +61,15 @@ def main() -> int:
     for variant in args.variants.split(","):
         # A run without trials.csv is still going (or was killed): left out.
         runs = sorted(r for r in out.glob(f"{variant}_[0-9]*") if (r / "trials.csv").is_file())
-        accs: dict[str, list[float]] = {"val/acc": [], "test/acc": []}
-        steps = []
-        for run in runs:
-            _, rows = read_trials(run)
-            for row in rows:
-                if row["status"] != "ok":
-                    continue
-                for key in accs:
-                    accs[key].append(float(row["metrics"][key]))
-            steps.append(float(_steps(run)))
-        if not steps:
+        if not runs:
             continue
+        # The seeds' runs pooled into one group (hdvision's own mean ± sample std over ok jobs).
+        _, rows = read_sweeps(runs)
+        (acc,) = summarize_trials(rows, METRICS, ignore=("seed",))
+        steps = [float(_steps(run)) for run in runs]
+        val, test = (_percent(acc[m]) for m in METRICS)
         print(
-            f"| `{args.prefix}_{variant}` | {len(accs['test/acc'])} | "
-            f"{_mean_std(accs['val/acc'], 100)} | {_mean_std(accs['test/acc'], 100)} | "
+            f"| `{args.prefix}_{variant}` | {acc['n']} | {val} | {test} | "
             f"{_mean_std(steps, digits=0)} | {statistics.mean(steps) * args.batch_size:,.0f} | "
             f"{_mean_std(wall.get(variant, []), digits=0)} |"
         )
