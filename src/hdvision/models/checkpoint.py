@@ -134,10 +134,8 @@ def model_from_checkpoint(path: str | Path, **supplied: Any) -> HDClassifier:
         )
     # The state dict holds every weight: no pretrained file is read (``weights``, or a part's,
     # e.g. patch selection's ``encoder_weights``), nothing is compiled.
-    hparams["backbone"] = {
-        k: None if k == "weights" or k.endswith("_weights") else v
-        for k, v in {**hparams["backbone"], "weights": None}.items()
-    }
+    backbone = {k: None if k.endswith("_weights") else v for k, v in hparams["backbone"].items()}
+    hparams["backbone"] = {**backbone, "weights": None}
     hparams["compile"] = False
     hparams["distill"] = None  # the teacher is for training only
     model = HDClassifier(**hparams)
