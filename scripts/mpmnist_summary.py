@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import statistics
+import sys
 from pathlib import Path
 
 from hdvision.tools.sweeps import read_sweeps, summarize_trials
@@ -50,6 +51,9 @@ def main() -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     args = parser.parse_args()
     out = Path(args.out)
+    if not out.is_dir():
+        print(f"{out}: no such folder (the out_dir of scripts/mpmnist_study.sh)", file=sys.stderr)
+        return 2
     wall: dict[str, list[float]] = {}
     wall_file = out / "wall_s.csv"
     for line in wall_file.read_text().splitlines() if wall_file.exists() else []:
@@ -58,6 +62,7 @@ def main() -> int:
     columns = ["variant", "seeds", "val acc %", "test acc %", "steps in budget", "images seen"]
     print("| " + " | ".join([*columns, "run wall s"]) + " |")
     print("|---" * (len(columns) + 1) + "|")
+    printed = 0
     for variant in args.variants.split(","):
         # A run without trials.csv is still going (or was killed): left out.
         runs = sorted(r for r in out.glob(f"{variant}_[0-9]*") if (r / "trials.csv").is_file())
@@ -73,6 +78,10 @@ def main() -> int:
             f"{_mean_std(steps, digits=0)} | {statistics.mean(steps) * args.batch_size:,.0f} | "
             f"{_mean_std(wall.get(variant, []), digits=0)} |"
         )
+        printed += 1
+    if not printed:
+        print(f"{out}: no finished <variant>_<seed> runs (each has a trials.csv)", file=sys.stderr)
+        return 1
     return 0
 
 
