@@ -26,6 +26,23 @@ def test_selects_k_patches_of_the_full_resolution_image():
     assert model(x).shape == (2, 4)
 
 
+def test_pooling_weighs_the_chosen_patches_as_selection_scored_them():
+    # Selection scores 8 px views in eval mode; the pooling weights the scorer learns from must
+    # be those same scores (not the attention on 16 px, train-mode embeddings).
+    model = _model().train()
+    x = torch.rand(2, 3, 48, 64)
+    patches = model.patches(x)
+    with torch.no_grad():
+        index = model.select(patches)
+        expected = model.score_views(patches).gather(1, index)
+    seen = []
+    model.attention.register_forward_hook(lambda m, i, out: seen.append(out.squeeze(-1)))
+    model(x).sum().backward()
+    torch.testing.assert_close(seen[-1], expected)
+    assert seen[-1].requires_grad and model.attention[0].weight.grad.abs().sum() > 0
+    assert model.encoder.training
+
+
 def test_scoring_keeps_nothing_for_backward_however_many_patches():
     def saved_numel(size):
         model = _model().train()

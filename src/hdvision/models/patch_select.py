@@ -7,8 +7,9 @@
    running top ``k``: memory does not grow with the number of patches;
 3. the ``k`` best patches, at full resolution, are encoded with gradients by the timm encoder;
 4. attention-based multiple-instance pooling (Ilse et al., 2018) weighs their embeddings into one,
-   and a linear layer classifies it. The scorer is the pooling's own attention, so what it learns
-   on the selected patches decides the next selection.
+   and a linear layer classifies it. The pooling weights are the scores of step 2, recomputed with
+   gradients on the same low-resolution views in the same (eval) mode: the scorer learns on the
+   views it selects from, so what it learns on the selected patches decides the next selection.
 """
 
 from __future__ import annotations
@@ -77,26 +78,35 @@ class PatchSelect(nn.Module):
     def scores(self, embeddings: torch.Tensor) -> torch.Tensor:
         return self.attention(embeddings).squeeze(-1)
 
+    def score_views(self, patches: torch.Tensor) -> torch.Tensor:
+        """(B, N) scores of (B, N, C, P, P) patches: each at ``score_size`` px, the encoder in
+        eval mode (low-resolution views must not move BatchNorm's statistics, and selection and
+        pooling must see one function); gradients flow when the caller allows them."""
+        b, n = patches.shape[:2]
+        views = F.interpolate(patches.flatten(0, 1), size=self.score_size, mode="area")
+        was_training = self.encoder.training
+        self.encoder.eval()
+        try:
+            return self.scores(self.encoder(views).view(b, n, -1))
+        finally:
+            self.encoder.train(was_training)
+
     @torch.no_grad()
     def select(self, patches: torch.Tensor) -> torch.Tensor:
-        """(B, k) indices of the best-scoring patches, scored at ``score_size`` in eval mode,
-        ``chunk`` at a time with a running top-k (nothing is kept for backward)."""
+        """(B, k) indices of the best-scoring patches (:meth:`score_views`), ``chunk`` at a time
+        with a running top-k (nothing is kept for backward)."""
         b, n = patches.shape[:2]
         k = min(self.k, n)
-        was_training = self.encoder.training
-        self.encoder.eval()  # low-resolution views must not move BatchNorm's statistics
         best_scores = patches.new_full((b, 0), float("-inf"))
         best_index = torch.zeros(b, 0, dtype=torch.long, device=patches.device)
         for start in range(0, n, self.chunk):
             part = patches[:, start : start + self.chunk]
-            views = F.interpolate(part.flatten(0, 1), size=self.score_size, mode="area")
-            scored = self.scores(self.encoder(views).view(b, part.shape[1], -1))
+            scored = self.score_views(part)
             index = torch.arange(start, start + part.shape[1], device=patches.device)
             all_scores = torch.cat([best_scores, scored], 1)
             all_index = torch.cat([best_index, index.expand(b, -1)], 1)
             best_scores, top = all_scores.topk(min(k, all_scores.shape[1]), dim=1)
             best_index = all_index.gather(1, top)
-        self.encoder.train(was_training)
         return best_index
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -104,8 +114,11 @@ class PatchSelect(nn.Module):
         index = self.select(patches)
         b, k = index.shape
         chosen = patches.gather(1, index[:, :, None, None, None].expand(-1, -1, *patches.shape[2:]))
+        # Scored as selection scored them (an attention trained on full-resolution embeddings
+        # would rank the low-resolution views with a function it never learned), and before the
+        # train-mode pass below moves BatchNorm's statistics.
+        weights = self.score_views(chosen).softmax(1)
         embeddings = self.encoder(chosen.flatten(0, 1)).view(b, k, -1)
-        weights = self.scores(embeddings).softmax(1)
         pooled = (weights[..., None] * embeddings).sum(1)
         return self.classifier(self.drop(pooled))
 
