@@ -2,8 +2,9 @@
 with --prefix photo_hd --variants zoom,prior_only,area): per variant, mean ± std over
 seeds of val / test accuracy (each run tested at its best validation epoch), the training steps
 done within the budget, the images they saw, and the run's wall time (training, validation, test).
+With --curve, each run's validation accuracy after every epoch follows the table.
 
-    python scripts/mpmnist_summary.py logs/mpmnist_study
+    python scripts/mpmnist_summary.py logs/mpmnist_study [--curve]
 """
 
 from __future__ import annotations
@@ -43,12 +44,24 @@ def _steps(run: Path) -> int:
     return max(steps, default=0)
 
 
+def _val_curve(run: Path) -> str:
+    """'epoch: val acc %' after every validation of the run (its CSV logger's rows)."""
+    points = [
+        f"{int(row['epoch']) + 1}: {100 * float(row['val/acc']):.1f}"
+        for metrics in sorted(run.glob("0/csv/version_*/metrics.csv"))
+        for row in csv.DictReader(metrics.open())
+        if row.get("val/acc")
+    ]
+    return ", ".join(points) or "no validation yet"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", nargs="?", default="logs/mpmnist_study")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--prefix", default="mpmnist", help="experiment names: <prefix>_<variant>")
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--curve", action="store_true", help="val acc % after each epoch, per run")
     args = parser.parse_args()
     out = Path(args.out)
     if not out.is_dir():
@@ -62,7 +75,7 @@ def main() -> int:
     columns = ["variant", "seeds", "val acc %", "test acc %", "steps in budget", "images seen"]
     print("| " + " | ".join([*columns, "run wall s"]) + " |")
     print("|---" * (len(columns) + 1) + "|")
-    printed = 0
+    printed, curves = 0, []
     for variant in args.variants.split(","):
         # A run without trials.csv is still going (or was killed): left out.
         runs = sorted(r for r in out.glob(f"{variant}_[0-9]*") if (r / "trials.csv").is_file())
@@ -79,9 +92,12 @@ def main() -> int:
             f"{_mean_std(wall.get(variant, []), digits=0)} |"
         )
         printed += 1
+        curves += [f"- {run.name}, val acc % after epoch {_val_curve(run)}" for run in runs]
     if not printed:
         print(f"{out}: no finished <variant>_<seed> runs (each has a trials.csv)", file=sys.stderr)
         return 1
+    if args.curve:
+        print("", *curves, sep="\n")
     return 0
 
 
