@@ -12,7 +12,7 @@ seeds=${3:-1 2 3}
 variants=${4:-area space_to_depth zoom zoom_from_half patch_select}
 py=${PYTHON:-.venv/bin/python}
 declare -A step_ms=(  # one training step of 16 images, ms (hdvision cost, idle machine)
-  [area]=613 [space_to_depth]=1243 [zoom]=1637 [zoom_from_half]=2075 [patch_select]=3789
+  [area]=613 [space_to_depth]=1243 [zoom]=1637 [zoom_from_half]=2075 [patch_select]=3299
 )
 mkdir -p "$out"
 for seed in $seeds; do

@@ -25,12 +25,14 @@ def _mean_std(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
     if not values:
         return "—"
     mean = statistics.mean(values) * scale
-    std = statistics.stdev(values) * scale if len(values) > 1 else float("nan")
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    if len(values) == 1:  # one seed: no spread to show
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
 
 
-def _percent(mean_std: tuple[float, float]) -> str:
-    return f"{100 * mean_std[0]:.1f} ± {100 * mean_std[1]:.1f}"
+def _percent(mean_std: tuple[float, float], n: int) -> str:
+    mean, std = 100 * mean_std[0], 100 * mean_std[1]
+    return f"{mean:.1f}" if n == 1 else f"{mean:.1f} ± {std:.1f}"
 
 
 def _steps(run: Path) -> int:
@@ -85,7 +87,7 @@ def main() -> int:
         _, rows = read_sweeps(runs)
         (acc,) = summarize_trials(rows, METRICS, ignore=("seed",))
         steps = [float(_steps(run)) for run in runs]
-        val, test = (_percent(acc[m]) for m in METRICS)
+        val, test = (_percent(acc[m], acc["n"]) for m in METRICS)
         print(
             f"| `{args.prefix}_{variant}` | {acc['n']} | {val} | {test} | "
             f"{_mean_std(steps, digits=0)} | {statistics.mean(steps) * args.batch_size:,.0f} | "
