@@ -69,6 +69,21 @@ def test_scoring_leaves_batchnorm_statistics_and_train_mode_alone():
     assert all(torch.equal(before[k], after[k]) for k in before) and model.encoder.training
 
 
+def test_precise_batchnorm_gathers_statistics_through_the_selection():
+    # Precise BN puts only the BatchNorms of an eval-mode model in train mode; scoring must hand
+    # them back in train mode, or the full-resolution pass records nothing (mean 0, var 1 left).
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    from hdvision.callbacks.precise_bn import recompute_batchnorm_stats
+
+    model = _model().eval()
+    assert recompute_batchnorm_stats(model, [torch.rand(2, 3, 48, 48) + 1.0] * 2) == 2
+    layers = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    assert layers and all(int(m.num_batches_tracked) == 2 for m in layers)
+    assert float(layers[0].running_mean.abs().sum()) > 0
+    assert not model.training and not layers[0].training
+
+
 def test_bad_sizes_are_named():
     with pytest.raises(ValueError, match="must be positive"):
         _model(k=0)

@@ -84,12 +84,16 @@ class PatchSelect(nn.Module):
         pooling must see one function); gradients flow when the caller allows them."""
         b, n = patches.shape[:2]
         views = F.interpolate(patches.flatten(0, 1), size=self.score_size, mode="area")
-        was_training = self.encoder.training
+        # Each module's own mode comes back, not the encoder's: precise BN sets only the
+        # BatchNorms of an eval-mode model to train, and they must stay so for the full-resolution
+        # pass that follows (encoder.train(False) would leave them in eval: no statistics).
+        modes = [(m, m.training) for m in self.encoder.modules()]
         self.encoder.eval()
         try:
             return self.scores(self.encoder(views).view(b, n, -1))
         finally:
-            self.encoder.train(was_training)
+            for m, training in modes:
+                m.training = training
 
     @torch.no_grad()
     def select(self, patches: torch.Tensor) -> torch.Tensor:
