@@ -21,37 +21,32 @@ VARIANTS = ("area", "space_to_depth", "zoom", "zoom_from_half", "patch_select")
 METRICS = ("val/acc", "test/acc")
 
 
-def _mean_std(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
+def _format(mean: float, std: float, n: int, digits: int = 1) -> str:
+    """'mean ± std', or the mean alone for one seed (no spread to show)."""
+    return f"{mean:.{digits}f}" if n == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _mean_std(values: list[float], digits: int = 1) -> str:
     if not values:
         return "—"
-    mean = statistics.mean(values) * scale
-    if len(values) == 1:  # one seed: no spread to show
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return _format(statistics.mean(values), std, len(values), digits)
 
 
-def _percent(mean_std: tuple[float, float], n: int) -> str:
-    mean, std = 100 * mean_std[0], 100 * mean_std[1]
-    return f"{mean:.1f}" if n == 1 else f"{mean:.1f} ± {std:.1f}"
+def _logged_rows(run: Path) -> list[dict[str, str]]:
+    """The rows of the run's CSV logger, every version in order."""
+    rows: list[dict[str, str]] = []
+    for metrics in sorted(run.glob("0/csv/version_*/metrics.csv")):
+        with metrics.open(newline="") as f:
+            rows += csv.DictReader(f)
+    return rows
 
 
-def _steps(run: Path) -> int:
-    """The last training step the run's CSV logger saw."""
-    steps = [
-        int(row["step"])
-        for metrics in run.glob("0/csv/version_*/metrics.csv")
-        for row in csv.DictReader(metrics.open())
-        if row.get("step")
-    ]
-    return max(steps, default=0)
-
-
-def _val_curve(run: Path) -> str:
-    """'epoch: val acc %' after every validation of the run (its CSV logger's rows)."""
+def _val_curve(rows: list[dict[str, str]]) -> str:
+    """'epoch: val acc %' after every validation of a run."""
     points = [
         f"{int(row['epoch']) + 1}: {100 * float(row['val/acc']):.1f}"
-        for metrics in sorted(run.glob("0/csv/version_*/metrics.csv"))
-        for row in csv.DictReader(metrics.open())
+        for row in rows
         if row.get("val/acc")
     ]
     return ", ".join(points) or "no validation yet"
@@ -86,15 +81,20 @@ def main() -> int:
         # The seeds' runs pooled into one group (hdvision's own mean ± sample std over ok jobs).
         _, rows = read_sweeps(runs)
         (acc,) = summarize_trials(rows, METRICS, ignore=("seed",))
-        steps = [float(_steps(run)) for run in runs]
-        val, test = (_percent(acc[m], acc["n"]) for m in METRICS)
+        logged = {run: _logged_rows(run) for run in runs}
+        # The last training step each run's CSV logger saw.
+        steps = [
+            max((float(row["step"]) for row in run_rows if row.get("step")), default=0.0)
+            for run_rows in logged.values()
+        ]
+        val, test = (_format(100 * acc[m][0], 100 * acc[m][1], acc["n"]) for m in METRICS)
         print(
             f"| `{args.prefix}_{variant}` | {acc['n']} | {val} | {test} | "
             f"{_mean_std(steps, digits=0)} | {statistics.mean(steps) * args.batch_size:,.0f} | "
             f"{_mean_std(wall.get(variant, []), digits=0)} |"
         )
         printed += 1
-        curves += [f"- {run.name}, val acc % after epoch {_val_curve(run)}" for run in runs]
+        curves += [f"- {run.name}, val acc % after epoch {_val_curve(logged[run])}" for run in runs]
     if not printed:
         print(f"{out}: no finished <variant>_<seed> runs (each has a trials.csv)", file=sys.stderr)
         return 1
