@@ -15,4 +15,4 @@ export HDVISION_ROOT=/tmp/hdvision_gpu_check PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-exec timeout 500 python3 -m hdvision.tools.gpu_check --root /tmp/hdvision_gpu_check --out "${OUT:-.}"
+exec timeout 500 python3 scripts/gpu_check.py --root /tmp/hdvision_gpu_check --out "${OUT:-.}"

@@ -2,9 +2,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from hdvision.callbacks.val_images import plot_confusion, stem_views
 from hdvision.cli.train import train
 from hdvision.models.module import HDClassifier
+from hdvision.plots import plot_confusion, stem_views
 from tests.conftest import TINY, compose
 
 

@@ -5,7 +5,7 @@ import torch
 
 from hdvision.cli.eval import evaluate
 from hdvision.cli.train import train
-from hdvision.data.sources import DataSourceError
+from hdvision.data.listing import DataSourceError
 from tests.conftest import TINY, TINY_FOLDER, compose
 
 

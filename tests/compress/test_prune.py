@@ -13,8 +13,8 @@ from hdvision.cli.eval import evaluate
 from hdvision.cli.main import main
 from hdvision.cli.train import train
 from hdvision.compress.prune import prune_backbone, prune_checkpoint
+from hdvision.models.cost import count_params, forward_flops
 from hdvision.models.module import HDClassifier
-from hdvision.tools.cost import count_params, forward_flops
 from tests.conftest import TINY_SALIENCY, compose
 
 

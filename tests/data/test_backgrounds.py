@@ -10,7 +10,7 @@ from hdvision.data.hd_digits import (
     render_canvas,
     split_source_digits,
 )
-from hdvision.data.sources import DataSourceError
+from hdvision.data.listing import DataSourceError
 from tests.conftest import write_image
 
 

@@ -5,7 +5,7 @@ from hdvision.data.augment import build_augmentations
 from hdvision.data.datamodule import HDImageDataModule, per_device_batch_size
 from hdvision.data.dataset import ImageDataset, SeededSampler
 from hdvision.data.decode import BadImageError, DecodeSettings
-from hdvision.data.source_objects import FolderSource, ManifestSource
+from hdvision.data.sources import FolderSource, ManifestSource
 from tests.conftest import write_image
 
 AUGS = {
@@ -128,7 +128,7 @@ def test_full_resolution_augmentation_then_area_resize_to_the_batch_size(image_f
 
 
 def test_a_file_in_two_splits_is_refused(tmp_path):
-    from hdvision.data.sources import DataSourceError
+    from hdvision.data.listing import DataSourceError
 
     for name in ("img", "other", "third"):
         write_image(tmp_path / f"{name}.jpg")
@@ -154,7 +154,7 @@ def test_bad_batch_sizes_are_named(tmp_path, kwargs, message):
 
 
 def test_one_class_data_is_refused(tmp_path):
-    from hdvision.data.sources import DataSourceError
+    from hdvision.data.listing import DataSourceError
 
     write_image(tmp_path / "only" / "a.jpg")
     with pytest.raises(DataSourceError, match=r"has 1 class \['only'\].*at least 2"):

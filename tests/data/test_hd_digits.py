@@ -133,9 +133,14 @@ def test_generator_workers_die_with_a_killed_run(tmp_path):
     run = subprocess.Popen([sys.executable, "-c", script])
     try:
         deadline = time.monotonic() + 60
-        while len(workers := _children(run.pid)) < 2 and time.monotonic() < deadline:
+        # Killed once the pool writes images: a kill between a worker's fork and its
+        # initializer (which arms the parent-death signal) is a race no code can close.
+        while (
+            len(workers := _children(run.pid)) < 2 or not any(tmp_path.rglob("*.jpg"))
+        ) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert len(workers) >= 2, "the generator pool did not start"
+        time.sleep(0.5)  # both workers past their initializer
     finally:
         run.kill()
         run.wait()

@@ -3,8 +3,8 @@ import pytest
 from PIL import Image
 
 from hdvision.data.datamodule import HDImageDataModule
-from hdvision.data.source_objects import MNISTDigitsSource
-from hdvision.data.sources import DataSourceError
+from hdvision.data.listing import DataSourceError
+from hdvision.data.sources import MNISTDigitsSource
 
 
 def test_digits_are_written_once_as_28px_pngs_in_disjoint_class_folders(tmp_path):

@@ -7,7 +7,7 @@ import torch
 
 from hdvision.cli.eval import evaluate
 from hdvision.cli.train import train
-from hdvision.models.checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
+from hdvision.models.checkpoint import CheckpointError, read_checkpoint
 from hdvision.models.module import HDClassifier
 from tests.conftest import TINY, TINY_SALIENCY, compose
 
@@ -44,8 +44,8 @@ def test_a_checkpoint_without_the_inference_fields_names_them(trained_run, tmp_p
     with pytest.raises(
         CheckpointError, match="lacks hyper_parameters class_names, preprocessing.fit"
     ):
-        model_from_checkpoint(old)
-    model = model_from_checkpoint(
+        HDClassifier.from_checkpoint(old)
+    model = HDClassifier.from_checkpoint(
         old, class_names=list("abcdefghij"), preprocessing={"fit": "letterbox"}
     )
     assert model.hparams.class_names[0] == "a"
@@ -82,7 +82,7 @@ def test_bad_checkpoint_files_get_one_clear_error(trained_run, tmp_path, content
     else:
         path.write_bytes(content)
     with pytest.raises(CheckpointError, match=message) as info:
-        model_from_checkpoint(path)
+        HDClassifier.from_checkpoint(path)
     assert str(path) in str(info.value)
 
 

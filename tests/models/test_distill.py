@@ -50,7 +50,7 @@ def test_a_teacher_with_other_classes_is_refused(trained_run, tmp_path):
     other = tmp_path / "other.ckpt"
     torch.save(checkpoint, other)
     with pytest.raises(CheckpointError, match="its classes .* differ from the data's"):
-        Teacher(str(other), names)
+        Teacher(HDClassifier.from_checkpoint(other), str(other), names)
 
 
 @pytest.mark.slow

@@ -2,7 +2,8 @@ import pytest
 import torch
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from hdvision.models.module import HDClassifier, _metrics
+from hdvision.models.metrics import classification_metrics
+from hdvision.models.module import HDClassifier
 
 BACKBONE = {"name": "test_efficientnet", "weights": None}
 
@@ -103,7 +104,7 @@ def test_metrics_stay_separate_after_an_all_correct_first_batch():
     # With torchmetrics' compute groups this merged macro F1 into top-5 accuracy (test/f1 = 1.0
     # at 97 % accuracy in real runs).
     torch.manual_seed(0)
-    collection = _metrics(10, "test/")
+    collection = classification_metrics(10, "test/")
     f1 = MulticlassF1Score(10, average="macro")
     top5 = MulticlassAccuracy(10, top_k=5, average="micro")
     for batch in range(4):

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from hdvision.models import HDClassifier
 from hdvision.models.patch_select import PatchSelect
 
 
@@ -110,12 +111,11 @@ def test_a_fast_run_with_patch_selection_completes(tmp_path):
     assert metrics["train/loss"] > 0
     # Rebuilt from the checkpoint alone: the encoder's pretrained file is not read again (it
     # need not be installed where the model is used).
-    from hdvision.models.checkpoint import model_from_checkpoint
 
     path = objects["trainer"].checkpoint_callback.best_model_path
     checkpoint = torch.load(path, weights_only=True)
     checkpoint["hyper_parameters"]["backbone"]["encoder_weights"] = "weights_not_installed_here"
     torch.save(checkpoint, tmp_path / "moved.ckpt")
-    model = model_from_checkpoint(tmp_path / "moved.ckpt")
+    model = HDClassifier.from_checkpoint(tmp_path / "moved.ckpt")
     for name, value in model.state_dict().items():
         torch.testing.assert_close(value, checkpoint["state_dict"][name])

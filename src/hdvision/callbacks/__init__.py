@@ -1,0 +1,20 @@
+"""Lightning callbacks (one concern each; ``conf/callbacks/`` has one entry per callback). Configs
+name them by these short paths (``_target_: hdvision.callbacks.Preemption``)."""
+
+from hdvision.callbacks.bad_images import BadImageReport
+from hdvision.callbacks.finetuning import BackboneFreeze
+from hdvision.callbacks.precise_bn import PreciseBatchNorm
+from hdvision.callbacks.preemption import Preemption
+from hdvision.callbacks.report import TrainingReport
+from hdvision.callbacks.resumable_epochs import ResumableEpochs
+from hdvision.callbacks.val_images import ValidationImages
+
+__all__ = [
+    "BackboneFreeze",
+    "BadImageReport",
+    "PreciseBatchNorm",
+    "Preemption",
+    "ResumableEpochs",
+    "TrainingReport",
+    "ValidationImages",
+]

@@ -6,7 +6,7 @@ import logging
 
 import pytorch_lightning as pl
 
-from hdvision.trainer import datamodule_of
+from hdvision.trainer.context import datamodule_of
 
 log = logging.getLogger("hdvision")
 

@@ -25,10 +25,10 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader
 
-from hdvision.trainer import datamodule_of
+from hdvision.trainer.context import datamodule_of
 
 
-def one_shot(loader: Any) -> Any:
+def without_persistent_workers(loader: Any) -> Any:
     """``loader`` without persistent workers: train and val already keep theirs alive, a third
     persistent set would stay for the whole fit (3 x num_workers processes on a small machine)."""
     if not isinstance(loader, DataLoader) or not loader.persistent_workers:
@@ -117,7 +117,7 @@ class PreciseBatchNorm(pl.Callback):
         if datamodule is None:
             rank_zero_warn("PreciseBatchNorm needs a LightningDataModule; statistics not updated")
             return
-        loader = one_shot(datamodule.train_dataloader())
+        loader = without_persistent_workers(datamodule.train_dataloader())
         # Validation runs under inference mode; updated buffers must stay ordinary tensors.
         with torch.inference_mode(False):
             recompute_batchnorm_stats(pl_module, model_inputs(pl_module, loader, self.num_batches))

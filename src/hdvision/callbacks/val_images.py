@@ -17,30 +17,11 @@ import torch
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from hdvision.models.layers import resize
-from hdvision.trainer import datamodule_of
+from hdvision.plots import plot_confusion, plot_grid, stem_views
+from hdvision.trainer.context import datamodule_of
 
 if TYPE_CHECKING:
     from hdvision.models.module import HDClassifier
-
-
-def _to_uint8(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> np.ndarray:
-    """Normalised (B, 3, H, W) → uint8 (B, H, W, 3), values outside the image range clipped."""
-    pixels = (images.float() * std + mean).clamp(0, 255).round().to(torch.uint8)
-    return pixels.permute(0, 2, 3, 1).cpu().numpy()
-
-
-@torch.no_grad()
-def stem_views(pl_module: pl.LightningModule, images: torch.Tensor) -> dict[str, np.ndarray]:
-    """For prepared input ``images``: the area-downsampled input and the stem output, as uint8."""
-    model = cast("HDClassifier", pl_module)
-    was_training = model.training
-    model.eval()
-    seen = model.stem(images)
-    model.train(was_training)
-    area = resize(images, seen.shape[-2:], "area")
-    mean, std = model.mean, model.std
-    return {"area": _to_uint8(area, mean, std), "stem": _to_uint8(seen, mean, std)}
 
 
 class ValidationImages(pl.Callback):
@@ -108,63 +89,7 @@ def _class_names(trainer: pl.Trainer, num_classes: int) -> list[str]:
     return list(names) if names else [str(i) for i in range(num_classes)]
 
 
-def figure_to_array(fig) -> np.ndarray:
-    import matplotlib.pyplot as plt
-
-    fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return image
-
-
 def _save(image: np.ndarray, path: Path) -> None:
     from PIL import Image
 
     Image.fromarray(image).save(path)
-
-
-def plot_grid(
-    views: dict[str, np.ndarray], labels: torch.Tensor, preds: torch.Tensor, names: list[str]
-) -> np.ndarray:
-    """Two rows per image set: area-downsampled input, stem output; titles true / predicted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(labels)
-    h, w = views["stem"].shape[1:3]
-    fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 2 * 2.2 * h / w + 0.6), squeeze=False)
-    for i in range(n):
-        true, pred = names[int(labels[i])], names[int(preds[i])]
-        for row, key in enumerate(("area", "stem")):
-            ax = axes[row, i]
-            ax.imshow(views[key][i])
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_ylabel("area resize" if key == "area" else "stem output")
-        colour = "green" if true == pred else "red"
-        axes[0, i].set_title(f"true {true}\npred {pred}", color=colour, fontsize=9)
-    fig.tight_layout()
-    return figure_to_array(fig)
-
-
-def plot_confusion(confusion: np.ndarray, names: list[str]) -> np.ndarray:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    k = len(names)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * k, 0.6 + 0.45 * k))
-    ax.imshow(confusion, cmap="Blues")
-    for (r, c), count in np.ndenumerate(confusion):
-        if count:
-            ax.text(c, r, str(count), ha="center", va="center", fontsize=7)
-    ax.set_xticks(range(k), names, rotation=90, fontsize=7)
-    ax.set_yticks(range(k), names, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    fig.tight_layout()
-    return figure_to_array(fig)

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib.resources import files
 
 import hydra
 from omegaconf import DictConfig
 
+from hdvision.cli.configs import CONFIG_DIR
 from hdvision.cli.runtime import no_log_file_on_nonzero_ranks
-
-CONFIG_DIR = str(files("hdvision") / "conf")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

@@ -1,5 +1,5 @@
-"""After training: ``hdvision predict | export | quantize | bench-infer | bench-models | prune``
-(argparse only; the work is in :mod:`hdvision.inference` and :mod:`hdvision.compress`)."""
+"""After training: ``hdvision predict | export | quantize | bench-infer | bench-models`` (argparse
+only; the work is in :mod:`hdvision.inference`)."""
 
 from __future__ import annotations
 
@@ -7,28 +7,9 @@ import argparse
 import json
 from pathlib import Path
 
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def prune_ratio(text: str) -> float:
-    from hdvision.compress.prune import check_ratio
-
-    try:
-        return check_ratio(float(text))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+from hdvision.cli.args import non_negative, positive
+from hdvision.data.dataset import BAD_IMAGE_POLICIES
+from hdvision.inference.quantize import CALIBRATION_METHODS
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +23,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive, default=16)
     p.add_argument("--workers", type=non_negative, default=2, help="decoding processes")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--on-bad-image", choices=("raise", "skip"), default="raise")
+    p.add_argument("--on-bad-image", choices=BAD_IMAGE_POLICIES, default="raise")
     p.add_argument("--save-views", metavar="DIR", help="PNGs: input beside the stem's output")
     p.add_argument("--num-views", type=positive, default=8, help="images for --save-views")
 
@@ -60,7 +41,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("model", help="an `hdvision export` .onnx file")
     q.add_argument("--calibration", help="folder/CSV of training images (default: HD digits)")
     q.add_argument("--num-images", type=positive, default=512, help="calibration images")
-    q.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax")
+    q.add_argument("--method", choices=CALIBRATION_METHODS, default="minmax")
     q.add_argument("--out", default="model.int8.onnx")
 
     b = sub.add_parser("bench-infer", help="PyTorch vs onnxruntime fp32 vs int8, side by side")
@@ -80,17 +61,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--batch-size", type=positive, default=16)
     c.add_argument("--repeats", type=positive, default=5, help="timed rounds per model")
     c.add_argument("--json", help="also write the numbers here")
-
-    r = sub.add_parser("prune", help="structured channel pruning of the backbone (Torch-Pruning)")
-    r.add_argument("checkpoint")
-    r.add_argument(
-        "--ratio", type=prune_ratio, required=True, help="share of channels removed, (0, 1)"
-    )
-    r.add_argument("--importance", choices=("l1", "l2", "taylor", "random"), default="l1")
-    r.add_argument("--prune-head", action="store_true", help="also prune conv_head's channels")
-    r.add_argument("--images", help="labelled folder/CSV for taylor (default: HD digits)")
-    r.add_argument("--num-images", type=positive, default=64, help="images for taylor")
-    r.add_argument("--out", default="pruned.ckpt")
 
 
 def predict(args: argparse.Namespace) -> int:
@@ -184,34 +154,10 @@ def bench_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def prune(args: argparse.Namespace) -> int:
-    from hdvision.compress.prune import prune_checkpoint
-
-    info = prune_checkpoint(
-        args.checkpoint,
-        args.out,
-        args.ratio,
-        args.importance,
-        args.prune_head,
-        args.images,
-        args.num_images,
-    )
-    before, after = info["before"], info["after"]
-    print(
-        f"pruned {info['layers']} layers of the backbone ({args.importance}, ratio {args.ratio}): "
-        f"params {before['params'] / 1e6:.2f}M -> {after['params'] / 1e6:.2f}M, GFLOPs "
-        f"{before['flops'] / 1e9:.3f} -> {after['flops'] / 1e9:.3f} "
-        f"({1 - after['flops'] / before['flops']:.0%} fewer); wrote {args.out}\n"
-        f"fine-tune: python train.py experiment=prune_finetune init_from={args.out}"
-    )
-    return 0
-
-
 COMMANDS = {
     "predict": predict,
     "export": export,
     "quantize": quantize,
     "bench-infer": bench_infer,
-    "prune": prune,
     "bench-models": bench_models,
 }

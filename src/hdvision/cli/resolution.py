@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
+from hdvision.cli.configs import config_dir
 
-def add_parser(sub: Any) -> None:
+
+def add_parsers(sub: Any) -> None:
     p = sub.add_parser(
         "resolution-search",
         help="variants of a network's first layers that take a higher resolution at equal "
@@ -38,7 +40,6 @@ def backbone_spec(model: str) -> dict[str, Any]:
     import timm
     from omegaconf import DictConfig, OmegaConf
 
-    from hdvision.cli.main import config_dir
     from hdvision.tools.resolution_search import SearchError
 
     path = Path(model)
@@ -55,7 +56,7 @@ def backbone_spec(model: str) -> dict[str, Any]:
     elif path.suffix in (".yaml", ".yml"):
         raise SearchError(f"--model {model}: no such file")
     else:
-        import hdvision.models.backbone  # noqa: F401  (registers hdvision_lenet)
+        import hdvision.models  # noqa: F401  (registers hdvision_lenet)
 
         if not timm.is_model(model):
             raise SearchError(
@@ -67,17 +68,13 @@ def backbone_spec(model: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from hdvision.tools.resolution_report import format_results, write_experiments
-    from hdvision.tools.resolution_search import SearchError, search
+    from hdvision.tools.resolution_search import search
 
-    try:
-        backbone = backbone_spec(args.model)
-        approaches = [a.strip() for a in args.approach.split(",") if a.strip()]
-        original, results = search(
-            backbone, args.source, args.target, args.budget, args.tolerance, approaches, args.top
-        )
-    except SearchError as err:
-        print(f"hdvision resolution-search: error: {err}", file=sys.stderr)
-        return 2
+    backbone = backbone_spec(args.model)
+    approaches = [a.strip() for a in args.approach.split(",") if a.strip()]
+    original, results = search(
+        backbone, args.source, args.target, args.budget, args.tolerance, approaches, args.top
+    )
     print(format_results(backbone["name"], args.source, args.target, original, results))
     if not any(isinstance(found, list) for found in results.values()):
         print("no approach has a candidate within the budget", file=sys.stderr)
@@ -96,3 +93,6 @@ def run(args: argparse.Namespace) -> int:
             f"{args.write_experiments} -m experiment={','.join(names)} seed=1,2,3"
         )
     return 0
+
+
+COMMANDS = {"resolution-search": run}

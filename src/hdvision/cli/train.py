@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import fcntl
-import json
 import logging
 import math
 import os
@@ -30,13 +27,14 @@ from hdvision.cli.runtime import (
     use_checkpoint_architecture,
 )
 from hdvision.models.checkpoint import CheckpointError, check_config_matches, read_checkpoint
-from hdvision.tools.cost import log_cost_report, stem_input_size
-from hdvision.trainer import is_rank_zero
+from hdvision.models.cost import log_cost_report, stem_input_size
+from hdvision.tools.sweeps import append_trial
+from hdvision.trainer.context import is_rank_zero
 
 log = logging.getLogger("hdvision")
 
 
-def load_weights(path: str, checkpoint: dict[str, Any], model: pl.LightningModule) -> None:
+def init_weights_from(path: str, checkpoint: dict[str, Any], model: pl.LightningModule) -> None:
     """``init_from``: the checkpoint's weights (not its optimizer or loop state) into ``model``,
     refused with the differing settings named when it was trained for another architecture."""
     check_config_matches(path, checkpoint, model.hparams)
@@ -49,7 +47,8 @@ def load_weights(path: str, checkpoint: dict[str, Any], model: pl.LightningModul
     log.info("Initialised the model's weights from %s", path)
 
 
-def _metrics(trainer: pl.Trainer) -> dict[str, float]:
+def scalar_metrics(trainer: pl.Trainer) -> dict[str, float]:
+    """The trainer's logged scalars as floats (what sweepers and trials.csv get)."""
     return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
 
 
@@ -108,7 +107,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     objects = build(cfg)
     datamodule, model, trainer = objects["datamodule"], objects["model"], objects["trainer"]
     if init is not None:
-        load_weights(cfg.init_from, init, model)
+        init_weights_from(cfg.init_from, init, model)
     for logger in objects["loggers"]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     # Lightning's model summary counts FLOPs (and shows in/out sizes) only with an example input.
@@ -125,7 +124,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         except SystemExit as stop:
             _exit_if_stopped_by_signal(trainer, stop)
             raise
-    metrics = _metrics(trainer)
+    metrics = scalar_metrics(trainer)
     if cfg.get("test"):
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
         if best is None:
@@ -134,7 +133,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         # averaged state_dict; test what the checkpoint (and eval.py) holds as the model.
         trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, WeightAveraging)]
         trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=True)
-        metrics.update(_metrics(trainer))
+        metrics.update(scalar_metrics(trainer))
         log.info("Best checkpoint: %s", best)
     log.info("Final metrics: %s", {k: round(v, 4) for k, v in sorted(metrics.items())})
     return metrics, objects
@@ -161,20 +160,18 @@ def _record_trial(
     error: str = "",
     metrics: dict[str, float] | None = None,
 ) -> None:
-    """One row per multirun job in ``<sweep dir>/trials.csv`` (failed trials included), with all
-    final metrics as JSON so that ``hdvision sweep-summary`` can average any of them."""
+    """One row per multirun job in ``<sweep dir>/trials.csv`` (failed trials included)."""
     hydra_cfg = HydraConfig.get()
-    path = Path(hydra_cfg.sweep.dir, "trials.csv")
-    with open(path, "a", newline="") as f:
-        # Parallel launchers (joblib, SLURM) append from several processes: one row at a time.
-        fcntl.flock(f, fcntl.LOCK_EX)
-        writer = csv.writer(f)
-        if f.seek(0, 2) == 0:  # still empty once locked: this job writes the header
-            header = ["job", "status", cfg.get("optimized_metric"), "overrides", "error", "metrics"]
-            writer.writerow(header)
-        overrides = " ".join(hydra_cfg.overrides.task)
-        final = json.dumps({k: round(v, 6) for k, v in sorted((metrics or {}).items())})
-        writer.writerow([hydra_cfg.job.num, status, value, overrides, error, final])
+    append_trial(
+        Path(hydra_cfg.sweep.dir, "trials.csv"),
+        job=hydra_cfg.job.num,
+        status=status,
+        metric=str(cfg.get("optimized_metric")),
+        value=value,
+        overrides=" ".join(hydra_cfg.overrides.task),
+        error=error,
+        metrics=metrics or {},
+    )
 
 
 def main(cfg: DictConfig) -> float | None:

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from hdvision.models.checkpoint import CheckpointError, read_checkpoint
+from hdvision.models.cost import count_params, forward_flops
 from hdvision.models.layer_shapes import changed_shapes, layer_shapes
-from hdvision.tools.cost import count_params, forward_flops
 
 if TYPE_CHECKING:
     from hdvision.models.module import HDClassifier

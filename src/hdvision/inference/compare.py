@@ -22,7 +22,7 @@ from hdvision.inference.bench import accuracy
 from hdvision.inference.inputs import InputError, complete_labels, label_indices
 from hdvision.inference.predictor import TorchPredictor
 from hdvision.inference.samples import decoded_batch, image_rows
-from hdvision.tools.cost import count_params, forward_flops
+from hdvision.models.cost import count_params, forward_flops
 
 
 def _ms_per_image(fn: Any, batches: list[torch.Tensor]) -> float:

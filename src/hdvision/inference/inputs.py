@@ -4,9 +4,10 @@ by its extension."""
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
+
+from hdvision.data.listing import DataSourceError, read_manifest
 
 
 class InputError(ValueError):
@@ -20,20 +21,14 @@ class InputRow:
 
 
 def _manifest_rows(manifest: Path) -> list[InputRow]:
-    # utf-8-sig: a header written by spreadsheet tools starts with a byte-order mark.
-    with open(manifest, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or "path" not in reader.fieldnames:
-            raise InputError(
-                f"manifest {manifest} needs a header with a 'path' column (and optionally "
-                f"'label'), found {reader.fieldnames}"
-            )
-        rows = []
-        for row in reader:
-            path = Path(row["path"] or "")
-            full = path if path.is_absolute() else manifest.parent / path
-            label = (row.get("label") or "").strip() or None
-            rows.append(InputRow(str(full), label))
+    try:
+        listed = read_manifest(manifest, label=False)
+    except DataSourceError as err:
+        raise InputError(str(err)) from err
+    rows = []
+    for _, name, label in listed:
+        path = Path(name)
+        rows.append(InputRow(str(path if path.is_absolute() else manifest.parent / path), label))
     if not rows:
         raise InputError(f"manifest {manifest} lists no files")
     return rows

@@ -163,7 +163,7 @@ def labelled_metrics(
     if confusion_png is not None:
         from PIL import Image
 
-        from hdvision.callbacks.val_images import plot_confusion
+        from hdvision.plots import plot_confusion
 
         confusion = multiclass_confusion_matrix(preds, target, k).numpy()
         Image.fromarray(plot_confusion(confusion, list(class_names))).save(confusion_png)

@@ -19,6 +19,9 @@ from hdvision.inference.export import add_metadata
 from hdvision.inference.predictor import OnnxPredictor
 from hdvision.inference.samples import decoded_batch, image_rows
 
+# onnxruntime's calibration methods by the name ``hdvision quantize --method`` takes.
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
 
 def float_nodes(path: str | Path) -> list[str]:
     """Nodes to keep in float: the saliency sampler's zoom (its detail prior subtracts large
@@ -66,10 +69,13 @@ def quantize_onnx(
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy}
-    methods["percentile"] = CalibrationMethod.Percentile
-    if method not in methods:
-        raise ValueError(f"--method must be one of {sorted(methods)}, got {method!r}")
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"--method must be one of {CALIBRATION_METHODS}, got {method!r}")
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
     source = OnnxPredictor(model)  # checks it is an hdvision export and reads its metadata
     pre = source.meta["preprocessing"]
     out = Path(out)

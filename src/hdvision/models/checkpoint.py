@@ -1,5 +1,5 @@
-"""Self-describing checkpoints: read one safely, rebuild its model without a config, compare it
-with a config.
+"""Self-describing checkpoints as plain data: read one safely, check it holds what inference
+needs, compare it with a config (``HDClassifier.from_checkpoint`` rebuilds its model).
 
 A checkpoint written by ``train.py`` holds, as plain data in ``hyper_parameters``, the model spec
 (stem, backbone, sizes), ``class_names``, ``normalization`` and ``preprocessing`` (how images were
@@ -11,12 +11,9 @@ from __future__ import annotations
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
-
-if TYPE_CHECKING:
-    from hdvision.models.module import HDClassifier
 
 # What inference needs beyond the architecture; the keys under ``preprocessing`` included.
 REQUIRED_FIELDS = ("class_names", "normalization", "preprocessing")
@@ -115,38 +112,6 @@ def inference_hparams(
             f"num_classes={hparams['num_classes']}"
         )
     return hparams
-
-
-def model_from_checkpoint(path: str | Path, **supplied: Any) -> HDClassifier:
-    """The trained :class:`HDClassifier` of ``path``, in eval mode on CPU, built from the
-    checkpoint alone (no Hydra config, no pretrained-weight files)."""
-    import timm
-
-    from hdvision.models.module import HDClassifier
-
-    checkpoint = read_checkpoint(path)
-    hparams = inference_hparams(checkpoint, path, **supplied)
-    name = hparams["backbone"].get("name")
-    if not timm.is_model(name):
-        raise CheckpointError(
-            f"{path}: backbone {name!r} is not in the installed timm {timm.__version__}; "
-            "install the timm version the model was trained with"
-        )
-    # The state dict holds every weight: no pretrained file is read (``weights``, or a part's,
-    # e.g. patch selection's ``encoder_weights``), nothing is compiled.
-    backbone = {k: None if k.endswith("_weights") else v for k, v in hparams["backbone"].items()}
-    hparams["backbone"] = {**backbone, "weights": None}
-    hparams["compile"] = False
-    hparams["distill"] = None  # the teacher is for training only
-    model = HDClassifier(**hparams)
-    try:
-        model.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as err:
-        raise CheckpointError(
-            f"{path}: its weights do not fit the model its hyper-parameters describe "
-            f"({str(err).splitlines()[0]})"
-        ) from err
-    return model.eval()
 
 
 def config_mismatches(recorded: Mapping[str, Any], configured: Mapping[str, Any]) -> list[str]:

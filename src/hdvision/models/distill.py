@@ -2,7 +2,7 @@
 ``α · KL(softmax(t/T) ‖ softmax(s/T)) · T² + (1 − α) · CE`` (Hinton et al., 2015).
 
 The teacher may have another stem, backbone or input size than the student: it is rebuilt from
-its own checkpoint (:func:`hdvision.models.checkpoint.model_from_checkpoint`) and fed the same
+its own checkpoint (``HDClassifier.from_checkpoint``, by the student) and fed the same
 uint8 batch through its own ``prepare_input``. It is held outside the student's modules, so it
 stays in eval mode, gets no gradient, and is neither saved in the student's checkpoint nor wrapped
 by DDP.
@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from hdvision.models.checkpoint import CheckpointError
 
 
 def distillation_loss(
@@ -38,14 +40,14 @@ def distillation_loss(
 
 
 class Teacher:
-    """A trained :class:`HDClassifier` in eval mode that maps the student's uint8 batch to logits
-    without gradients."""
+    """A trained model (an ``HDClassifier`` rebuilt from the checkpoint at ``path``) in eval mode
+    that maps the student's uint8 batch to logits without gradients."""
 
-    def __init__(self, path: str, class_names: Sequence[str] | None) -> None:
-        from hdvision.models.checkpoint import CheckpointError, model_from_checkpoint
-
+    # ``model`` is an HDClassifier, typed loosely: naming the class here would import the module
+    # that builds the teacher (an import circle).
+    def __init__(self, model: Any, path: str, class_names: Sequence[str] | None) -> None:
         self.path = str(path)
-        self.model = model_from_checkpoint(path)
+        self.model = model
         self.model.requires_grad_(False)
         names = list(self.model.hparams.class_names)
         if class_names is not None and names != list(class_names):

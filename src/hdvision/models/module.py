@@ -8,6 +8,7 @@ and not saved (the run's config records them).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
@@ -15,13 +16,14 @@ import torch
 import torch.nn.functional as F
 from timm.optim import param_groups_weight_decay
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from hdvision.data.device_augment import build_device_augmentations
 from hdvision.models.backbone import create_backbone
 from hdvision.models.backbone import normalization as backbone_normalization
+from hdvision.models.checkpoint import CheckpointError, inference_hparams, read_checkpoint
 from hdvision.models.distill import Teacher, check_distill, distillation_loss
 from hdvision.models.layer_shapes import apply_layer_shapes
+from hdvision.models.metrics import classification_metrics
 from hdvision.models.stems import create_stem
 
 if TYPE_CHECKING:
@@ -35,19 +37,6 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):
         return [to_plain(v) for v in value]
     return value
-
-
-def _metrics(num_classes: int, prefix: str) -> MetricCollection:
-    metrics: dict[str, Any] = {
-        "acc": MulticlassAccuracy(num_classes, average="micro"),
-        "f1": MulticlassF1Score(num_classes, average="macro"),
-    }
-    if num_classes > 5:
-        metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
-    # No compute groups: torchmetrics merges metrics whose states happen to match after the
-    # first update (top-5 accuracy and macro F1 after an all-correct first batch), and the merged
-    # F1 then reads top-5 states (torchmetrics issues #2596, #2916).
-    return MetricCollection(metrics, prefix=prefix, compute_groups=False)
 
 
 class HDClassifier(pl.LightningModule):
@@ -130,23 +119,51 @@ class HDClassifier(pl.LightningModule):
             self.register_buffer(name, value, persistent=False)
         self.device_augmentations = build_device_augmentations(device_augmentations)
         # Not a submodule: never trained, saved, moved to train mode or wrapped by DDP.
-        self.teacher = Teacher(distill["teacher"], class_names) if distill else None
+        self.teacher = None
+        if distill:
+            teacher = distill["teacher"]
+            self.teacher = Teacher(HDClassifier.from_checkpoint(teacher), teacher, class_names)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.train_metrics = _metrics(num_classes, "train/")
-        self.val_metrics = _metrics(num_classes, "val/")
-        self.test_metrics = _metrics(num_classes, "test/")
+        self.train_metrics = classification_metrics(num_classes, "train/")
+        self.val_metrics = classification_metrics(num_classes, "val/")
+        self.test_metrics = classification_metrics(num_classes, "test/")
         if channels_last:
             self.to(memory_format=torch.channels_last)
         self._forward = torch.compile(self._features) if compile else self._features
 
     @classmethod
-    def from_checkpoint(cls, path: str, **supplied: Any) -> HDClassifier:
-        """The trained model of a ``train.py`` checkpoint, in eval mode, without any config;
-        ``supplied`` fills fields an older checkpoint lacks (the error names them)."""
-        from hdvision.models.checkpoint import model_from_checkpoint
+    def from_checkpoint(cls, path: str | Path, **supplied: Any) -> HDClassifier:
+        """The trained model of a ``train.py`` checkpoint, in eval mode on CPU, built from the
+        checkpoint alone (no Hydra config, no pretrained-weight files); ``supplied`` fills fields
+        an older checkpoint lacks (the error names them)."""
+        import timm
 
-        return model_from_checkpoint(path, **supplied)
+        checkpoint = read_checkpoint(path)
+        hparams = inference_hparams(checkpoint, path, **supplied)
+        name = hparams["backbone"].get("name")
+        if not timm.is_model(name):
+            raise CheckpointError(
+                f"{path}: backbone {name!r} is not in the installed timm {timm.__version__}; "
+                "install the timm version the model was trained with"
+            )
+        # The state dict holds every weight: no pretrained file is read (``weights``, or a
+        # part's, e.g. patch selection's ``encoder_weights``), nothing is compiled.
+        backbone = {
+            k: None if k.endswith("_weights") else v for k, v in hparams["backbone"].items()
+        }
+        hparams["backbone"] = {**backbone, "weights": None}
+        hparams["compile"] = False
+        hparams["distill"] = None  # the teacher is for training only
+        model = cls(**hparams)
+        try:
+            model.load_state_dict(checkpoint["state_dict"])
+        except RuntimeError as err:
+            raise CheckpointError(
+                f"{path}: its weights do not fit the model its hyper-parameters describe "
+                f"({str(err).splitlines()[0]})"
+            ) from err
+        return model.eval()
 
     # -- inputs ------------------------------------------------------------------------------
     def prepare_input(self, images: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from timm.models import register_model
 from torch import nn
 
+from hdvision.models.backbone import create_backbone
+
 
 class PatchSelect(nn.Module):
     def __init__(
@@ -38,8 +40,6 @@ class PatchSelect(nn.Module):
         in_chans: int = 3,
         **unused: Any,  # timm's factory options this model has no use for (global_pool, ...)
     ) -> None:
-        from hdvision.models.backbone import create_backbone
-
         super().__init__()
         if min(patch_size, k, score_size, chunk) < 1:
             raise ValueError(

@@ -3,12 +3,42 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+# trials.csv, one row per multirun job: its columns, in order. The third column's header is the
+# name of the optimized metric (e.g. val/acc), its cells that metric's value; "metrics" holds every
+# final metric as JSON.
+TRIAL_COLUMNS = ("job", "status", "<optimized metric>", "overrides", "error", "metrics")
+_METRIC_COLUMN = 2
+
+
+def append_trial(
+    path: str | Path,
+    job: int,
+    status: str,
+    metric: str,
+    value: float | None,
+    overrides: str,
+    error: str = "",
+    metrics: Mapping[str, float] | None = None,
+) -> None:
+    """Append one job's row to ``path`` (the header first when the file is new). Parallel launchers
+    (joblib, SLURM) append from several processes: one locked row at a time."""
+    with open(path, "a", newline="") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        writer = csv.writer(f)
+        if f.seek(0, 2) == 0:  # still empty once locked: this job writes the header
+            header = list(TRIAL_COLUMNS)
+            header[_METRIC_COLUMN] = metric
+            writer.writerow(header)
+        final = json.dumps({k: round(v, 6) for k, v in sorted((metrics or {}).items())})
+        writer.writerow([job, status, value, overrides, error, final])
 
 
 def read_trials(path: str | Path) -> tuple[str, list[dict[str, Any]]]:
@@ -21,10 +51,13 @@ def read_trials(path: str | Path) -> tuple[str, list[dict[str, Any]]]:
         raise FileNotFoundError(f"{path}: no trials.csv; pass a multirun folder (train.py -m ...)")
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        if len(columns) < 3:
+        columns = list(reader.fieldnames or [])
+        # Files of earlier versions may lack the later columns (error, metrics).
+        if columns[:_METRIC_COLUMN] != list(TRIAL_COLUMNS[:_METRIC_COLUMN]) or not {
+            "overrides"
+        } <= set(columns):
             raise ValueError(f"{path}: not a trials.csv of hdvision (columns: {columns})")
-        optimized = columns[2]
+        optimized = columns[_METRIC_COLUMN]
         rows: list[dict[str, Any]] = list(reader)
     for row in rows:
         row["metrics"] = json.loads(row.get("metrics") or "{}")

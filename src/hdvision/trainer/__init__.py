@@ -1,19 +1,9 @@
-"""Trainer-side pieces: strategies, loggers, checkpoint IO."""
+"""Trainer-side pieces: atomic checkpoint writes, the FSDP strategy factory, logger factories, the
+process's rank. Configs name them by these short paths (``hdvision.trainer.AtomicCheckpointIO``)."""
 
-from __future__ import annotations
+from hdvision.trainer.checkpoint_io import AtomicCheckpointIO
+from hdvision.trainer.context import datamodule_of, is_rank_zero
+from hdvision.trainer.loggers import wandb_logger
+from hdvision.trainer.strategies import fsdp_strategy
 
-from typing import Any
-
-from lightning_fabric.utilities.rank_zero import rank_zero_only
-
-
-def is_rank_zero() -> bool:
-    """Whether this process is global rank 0 (Lightning sets ``rank_zero_only.rank`` from the
-    launcher's environment before the run starts; a plain process is rank 0)."""
-    return getattr(rank_zero_only, "rank", 0) == 0
-
-
-def datamodule_of(trainer: Any) -> Any:
-    """The trainer's LightningDataModule, or None (Lightning sets ``trainer.datamodule`` when a
-    fit starts; it is not declared on the class)."""
-    return getattr(trainer, "datamodule", None)
+__all__ = ["AtomicCheckpointIO", "datamodule_of", "fsdp_strategy", "is_rank_zero", "wandb_logger"]

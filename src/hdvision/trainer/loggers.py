@@ -10,7 +10,7 @@ from typing import Any
 
 from pytorch_lightning.loggers import WandbLogger
 
-from hdvision.trainer import is_rank_zero
+from hdvision.trainer.context import is_rank_zero
 
 RUN_ID_FILE = "wandb_run_id"
 

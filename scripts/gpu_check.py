@@ -1,6 +1,6 @@
 """The prepared GPU check (``scripts/gpu_check.sh``): every GPU path, each step bounded, one table.
 
-``python -m hdvision.tools.gpu_check`` runs each step of :data:`STEPS` in its own subprocess
+``python scripts/gpu_check.py`` runs each step of :data:`STEPS` in its own subprocess
 (``--step NAME``, with a time limit), so a CUDA failure in one (FSDP, compile) cannot stop the
 others. A step prints one ``GPUCHECK {json}`` line; the parent collects those lines into a table
 and ``$OUT/gpu_check.json``. Written for a lent H200 (see docs/results/gpu.md); on a machine
@@ -91,11 +91,12 @@ def format_table(records: list[dict[str, Any]]) -> str:
 def _fit(overrides: list[str], root: Path) -> dict[str, Any]:
     import torch
 
-    from hdvision.cli.main import compose
+    from hdvision.cli.configs import compose
     from hdvision.cli.train import train
 
     os.environ.setdefault("HDVISION_ROOT", str(root))
-    timer = ["+callbacks.epoch_timer._target_=hdvision.tools.gpu_check.EpochTimer"]
+    # This file runs as a script in each step's process: its classes are __main__'s.
+    timer = ["+callbacks.epoch_timer._target_=__main__.EpochTimer"]
     cfg = compose([*overrides, *timer, f"paths.root_dir={root}", "test=false"])
     torch.cuda.reset_peak_memory_stats()
     metrics, objects = train(cfg)
@@ -113,7 +114,7 @@ def _fit(overrides: list[str], root: Path) -> dict[str, Any]:
 
 
 def _loader_workers(overrides: list[str], root: Path) -> dict[str, Any]:
-    from hdvision.cli.main import set_up_datamodule
+    from hdvision.cli.configs import set_up_datamodule
     from hdvision.tools.data_pipeline import time_loader
 
     os.environ.setdefault("HDVISION_ROOT", str(root))
@@ -149,7 +150,7 @@ def _stem_vs_none(overrides: list[str], root: Path) -> dict[str, Any]:
     import torch
     from hydra.utils import instantiate
 
-    from hdvision.cli.main import compose
+    from hdvision.cli.configs import compose
 
     os.environ.setdefault("HDVISION_ROOT", str(root))
     result: dict[str, Any] = {"status": "ok"}
@@ -228,15 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             records.append({"step": name, "status": "skipped", "reason": "time budget"})
             continue
         ckpt = next((r["ckpt"] for r in records if r.get("ckpt")), None)
-        cmd = [
-            sys.executable,
-            "-m",
-            "hdvision.tools.gpu_check",
-            "--step",
-            name,
-            "--root",
-            str(root),
-        ]
+        cmd = [sys.executable, __file__, "--step", name, "--root", str(root)]
         cmd += ["--ckpt", ckpt] if ckpt else []
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)

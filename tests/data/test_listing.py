@@ -1,6 +1,6 @@
 import pytest
 
-from hdvision.data.sources import (
+from hdvision.data.listing import (
     DataSourceError,
     folder_samples,
     manifest_samples,
@@ -84,7 +84,7 @@ def test_manifest_repeats_conflicts_and_byte_order_mark(tmp_path, caplog):
 def test_a_source_of_ones_own_is_one_class_and_a_config_target(tmp_path):
     # The datamodule only loads what a source lists: no branch to add for a new kind of data.
     from hdvision.data.datamodule import HDImageDataModule
-    from hdvision.data.sources import SampleList
+    from hdvision.data.listing import SampleList
     from tests.conftest import write_image
 
     paths = [str(write_image(tmp_path / f"{i}.png", size=(32, 48), seed=i)) for i in range(6)]

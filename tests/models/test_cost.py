@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from hdvision.models.backbone import create_backbone
+from hdvision.models.cost import cost_report, forward_flops, saved_activation_bytes
 from hdvision.models.stems import create_stem
-from hdvision.tools.cost import cost_report, forward_flops, saved_activation_bytes
 
 
 def test_flops_match_a_hand_count_for_a_plain_conv_stack():
@@ -43,8 +43,8 @@ def test_report_splits_stem_and_backbone_for_a_tiny_model():
 
 
 def test_step_timer_trains_but_leaves_the_model_as_it_was():
+    from hdvision.models.cost import measure_train_step
     from hdvision.models.module import HDClassifier
-    from hdvision.tools.cost import measure_train_step
 
     model = HDClassifier(
         backbone={"name": "test_efficientnet", "weights": None},
@@ -66,7 +66,7 @@ PEAK_SCRIPT = """
 import torch
 import torch.nn.functional as F
 from torch import nn
-from hdvision.tools.cost import measure_train_step
+from hdvision.models.cost import measure_train_step
 
 class Net(nn.Module):
     # Cheap element-wise ops that keep two 3 x 2048^2 float32 tensors (2 x 48 MB) for backward.

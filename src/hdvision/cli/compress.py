@@ -1,0 +1,56 @@
+"""Smaller models: ``hdvision prune`` (argparse only; the work is in :mod:`hdvision.compress`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from hdvision.cli.args import positive
+from hdvision.compress.prune import IMPORTANCES
+
+
+def prune_ratio(text: str) -> float:
+    from hdvision.compress.prune import check_ratio
+
+    try:
+        return check_ratio(float(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser("prune", help="structured channel pruning of the backbone (Torch-Pruning)")
+    r.add_argument("checkpoint")
+    r.add_argument(
+        "--ratio", type=prune_ratio, required=True, help="share of channels removed, (0, 1)"
+    )
+    r.add_argument("--importance", choices=IMPORTANCES, default="l1")
+    r.add_argument("--prune-head", action="store_true", help="also prune conv_head's channels")
+    r.add_argument("--images", help="labelled folder/CSV for taylor (default: HD digits)")
+    r.add_argument("--num-images", type=positive, default=64, help="images for taylor")
+    r.add_argument("--out", default="pruned.ckpt")
+
+
+def prune(args: argparse.Namespace) -> int:
+    from hdvision.compress.prune import prune_checkpoint
+
+    info = prune_checkpoint(
+        args.checkpoint,
+        args.out,
+        args.ratio,
+        args.importance,
+        args.prune_head,
+        args.images,
+        args.num_images,
+    )
+    before, after = info["before"], info["after"]
+    print(
+        f"pruned {info['layers']} layers of the backbone ({args.importance}, ratio {args.ratio}): "
+        f"params {before['params'] / 1e6:.2f}M -> {after['params'] / 1e6:.2f}M, GFLOPs "
+        f"{before['flops'] / 1e9:.3f} -> {after['flops'] / 1e9:.3f} "
+        f"({1 - after['flops'] / before['flops']:.0%} fewer); wrote {args.out}\n"
+        f"fine-tune: python train.py experiment=prune_finetune init_from={args.out}"
+    )
+    return 0
+
+
+COMMANDS = {"prune": prune}
