@@ -51,6 +51,19 @@ def test_a_checkpoint_without_the_inference_fields_names_them(trained_run, tmp_p
     assert model.hparams.class_names[0] == "a"
 
 
+def test_a_checkpoint_of_the_grid_sample_zoom_loads_with_bilinear_resampling(trained_run, tmp_path):
+    # Checkpoints written before the separable zoom record no `antialias`: they get the bilinear
+    # matrices, which compute what their grid_sample did (tests/models/test_zoom.py).
+    state = torch.load(trained_run["ckpt"], map_location="cpu", weights_only=True)
+    assert state["hyper_parameters"]["stem"]["antialias"] is True
+    del state["hyper_parameters"]["stem"]["antialias"]
+    old = tmp_path / "old.ckpt"
+    torch.save(state, old)
+    model = HDClassifier.from_checkpoint(old)
+    assert model.stem.antialias is False
+    assert model(torch.zeros(1, 3, 32, 48)).shape == (1, 10)
+
+
 @pytest.mark.parametrize(
     "content, message",
     [

@@ -1,6 +1,8 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
+from hdvision.models.layers import resampling_matrix
 from hdvision.models.stems import create_stem
 from hdvision.models.stems.zoom import inverse_cdf_coords
 
@@ -159,3 +161,80 @@ def test_without_the_learned_correction_the_detail_prior_alone_zooms():
 def test_neither_prior_nor_correction_is_an_error():
     with pytest.raises(ValueError, match="detail_prior and learned_correction are both false"):
         create_stem("saliency_sampler", (12, 20), detail_prior=False, learned_correction=False)
+
+
+def _grid_sample_warp(stem, x):
+    """The zoom as it was implemented before the separable matrices: one bilinear grid_sample."""
+    saliency = stem.saliency_map(x)
+    height, width = stem.warp_size or x.shape[-2:]
+    axes = []
+    for marginal, num in ((saliency.sum(1), width), (saliency.sum(2), height)):
+        density = (1 - stem.zoom_share) / marginal.shape[1] + stem.zoom_share * marginal
+        axes.append(inverse_cdf_coords(density.double(), num))
+    gx, gy = axes
+    grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1)
+    return F.grid_sample(
+        x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=False
+    )
+
+
+@pytest.mark.parametrize("warp_size", [None, (20, 28), (96, 160)])
+def test_the_separable_zoom_equals_the_grid_sample_zoom(warp_size):
+    # Without antialiasing (what checkpoints trained before the option recorded), the two
+    # matrix products compute the bilinear grid_sample of the earlier implementation.
+    torch.manual_seed(0)
+    stem = create_stem("saliency_sampler", (12, 20), warp_size=warp_size).eval()
+    torch.nn.init.normal_(stem.saliency[-1].weight, std=0.5)  # a correction that moves the zoom
+    x = _square()
+    x[..., 20:28, 28:38] = torch.rand(8, 10)
+    x = x + 0.1 * torch.rand_like(x)
+    with torch.no_grad():
+        torch.testing.assert_close(stem.warp(x), _grid_sample_warp(stem, x), atol=1e-5, rtol=0)
+
+
+def test_resampling_rows_hold_bilinear_weights_and_the_border():
+    coords = torch.tensor([[-1.5, -1.0, -0.5, 0.1, 1.0, 2.0]], dtype=torch.float64)
+    weights = resampling_matrix(coords, 4, antialias=False)
+    assert weights.shape == (1, 6, 4)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(1, 6, dtype=torch.float64))
+    assert weights[0, 0].tolist() == [1, 0, 0, 0] and weights[0, 5].tolist() == [0, 0, 0, 1]
+    # -0.5 is source position 1.0 (pixel centres at j + 0.5): halfway between pixels 0 and 1.
+    torch.testing.assert_close(weights[0, 2], torch.tensor([0.5, 0.5, 0, 0], dtype=torch.float64))
+
+
+def test_the_antialiased_zoom_averages_where_it_shrinks():
+    # A 1-px checkerboard shrunk ~3x: bilinear sampling reads two pixels per output pixel at
+    # uneven weights (a pattern of greys), the antialiased matrices average every pixel in
+    # (flat grey); a constant stays constant.
+    board = ((torch.arange(64)[:, None] + torch.arange(64)[None, :]) % 2).float()
+    x = board.expand(1, 3, 64, 64).contiguous()
+    outputs = {}
+    for antialias in (False, True):
+        stem = create_stem(
+            "saliency_sampler",
+            (21, 21),
+            inner={"name": "resize"},
+            detail_prior=False,
+            warp_size=(21, 21),
+            antialias=antialias,
+        ).eval()
+        with torch.no_grad():
+            outputs[antialias] = stem.warp(x)
+            flat = torch.full((1, 3, 64, 64), 0.3)
+            torch.testing.assert_close(stem.warp(flat), flat[..., :21, :21], atol=1e-6, rtol=0)
+    assert outputs[False].std() > 0.1
+    assert outputs[True].std() < 0.03 and abs(float(outputs[True].mean()) - 0.5) < 0.02
+
+
+def test_zooming_straight_to_the_backbone_size_trains_the_saliency_net():
+    torch.manual_seed(0)
+    stem = create_stem(
+        "saliency_sampler", (12, 20), inner={"name": "resize"}, warp_size=(12, 20), antialias=True
+    )
+    x = _square().repeat(2, 1, 1, 1)
+    x[..., 20:28, 28:38] = torch.rand(8, 10)
+    out = stem(x)
+    assert out.shape == (2, 3, 12, 20)
+    out.square().mean().backward()
+    grads = [p.grad for p in stem.saliency.parameters()]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)

@@ -99,8 +99,7 @@ def read_manifest(manifest: str | Path, label: bool) -> list[tuple[int, str, str
             if reader.fieldnames is None or not set(required) <= set(reader.fieldnames):
                 columns = "'path' and 'label' columns" if label else "a 'path' column"
                 raise DataSourceError(
-                    f"manifest {manifest} needs a header with {columns}, "
-                    f"found {reader.fieldnames}"
+                    f"manifest {manifest} needs a header with {columns}, found {reader.fieldnames}"
                 )
             return [
                 (n, r["path"] or "", (r.get("label") or "").strip() or None)

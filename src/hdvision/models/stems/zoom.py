@@ -2,8 +2,11 @@
 
 Separable "learning to zoom" (Recasens et al., ECCV 2018): a saliency map at low resolution; along
 each axis, output pixels are spent in proportion to a uniform share plus the saliency marginal, so
-salient rows and columns are magnified and straight lines stay straight. The warped image, still at
-the input's resolution, goes through an inner stem (default: space-to-depth) to the backbone input.
+salient rows and columns are magnified and straight lines stay straight. Because the warp is
+separable, it is two small matrix products per image (rows, then columns: ``MatMul`` in ONNX, the
+same operation in PyTorch, onnxruntime fp32 and int8), not a ``grid_sample``; with ``antialias``
+the matrices also average where the zoom shrinks, so it can go straight to the backbone's input
+size. The warped image goes through an inner stem to the backbone input.
 
 Saliency = a detail prior (the pixel variance that area downsampling averages away: zoom where
 resizing would lose most) times a learned correction. Without the prior, the classification
@@ -17,10 +20,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from hdvision.models.layers import conv_bn_act, resize, zero_init
+from hdvision.models.layers import (
+    conv_bn_act,
+    detail_map,
+    resampling_matrix,
+    resize,
+    separable_resample,
+    zero_init,
+)
 from hdvision.models.stems.registry import create_stem, register_stem
 
 
@@ -43,12 +52,6 @@ def inverse_cdf_coords(density: torch.Tensor, num: int) -> torch.Tensor:
     return ((idx - 1).to(t.dtype) + frac) / m * 2 - 1
 
 
-def detail_map(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-    """(B, h, w): per cell of ``mean`` (the area downsampling of ``x``), the pixel variance it
-    averages away, summed over channels."""
-    return (resize(x * x, mean.shape[-2:]) - mean * mean).clamp_min(0).sum(1)
-
-
 @register_stem("saliency_sampler")
 class SaliencySamplerStem(nn.Module):
     """Saliency-driven separable zoom, then ``inner`` (a stem spec ``{name: ..., **kwargs}``).
@@ -63,6 +66,8 @@ class SaliencySamplerStem(nn.Module):
     (``detail_prior``; without it, on the unwarped image). The prior's weight is learned too.
     ``learned_correction=False`` drops the correction network: the zoom follows the detail prior
     alone (its weight still learned), the ablation that tells what the correction earns.
+    ``antialias``: the resampling widens its filter where output pixels are sparser than input
+    pixels (off: bilinear sampling, what models trained before the option saw).
     """
 
     def __init__(
@@ -75,6 +80,7 @@ class SaliencySamplerStem(nn.Module):
         detail_prior: bool = True,
         warp_size: Sequence[int] | None = None,
         learned_correction: bool = True,
+        antialias: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= zoom_share < 1.0:
@@ -89,6 +95,7 @@ class SaliencySamplerStem(nn.Module):
         if self.warp_size is not None and (len(self.warp_size) != 2 or min(self.warp_size) < 1):
             raise ValueError(f"warp_size must be two positive sizes [h, w], got {warp_size}")
         self.zoom_share = zoom_share
+        self.antialias = antialias
         self.prior_weight = nn.Parameter(torch.ones(())) if detail_prior else None
         self.saliency = (
             nn.Sequential(
@@ -116,20 +123,27 @@ class SaliencySamplerStem(nn.Module):
             logits = logits + self.prior_weight * torch.log(detail + floor)
         return logits.flatten(1).softmax(1).view_as(logits)
 
-    def warp(self, x: torch.Tensor) -> torch.Tensor:
-        """The zoomed image, at ``warp_size`` (default: the input's own size)."""
+    def resampling(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The zoom as two per-image matrices: rows (B, h, H) and columns (B, w, W), for an
+        output of ``warp_size`` (h, w) (default: the input's own size)."""
         saliency = self.saliency_map(x)
         height, width = self.warp_size or x.shape[-2:]
-        grids = []
-        for marginal, num in ((saliency.sum(1), width), (saliency.sum(2), height)):
+        matrices = []
+        for marginal, num, size in (
+            (saliency.sum(2), height, x.shape[-2]),
+            (saliency.sum(1), width, x.shape[-1]),
+        ):
             uniform = 1.0 / marginal.shape[1]
             density = (1 - self.zoom_share) * uniform + self.zoom_share * marginal
             # float64: a float32 cumsum over hundreds of bins drifts ~1e-4 px from the identity.
-            grids.append(inverse_cdf_coords(density.double(), num))
-        gx, gy = grids
-        grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1)
-        grid = grid.to(x.dtype)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+            coords = inverse_cdf_coords(density.double(), num)
+            matrices.append(resampling_matrix(coords, size, self.antialias))
+        return matrices[0], matrices[1]
+
+    def warp(self, x: torch.Tensor) -> torch.Tensor:
+        """The zoomed image, at ``warp_size`` (default: the input's own size)."""
+        rows, cols = self.resampling(x)
+        return separable_resample(x, rows, cols)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner(self.warp(x))
