@@ -7,15 +7,17 @@ Batches are uint8 at ``sample_size = image_size * aug_scale``; the model normali
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
 from hdvision.data.augment import build_augmentations
+from hdvision.data.cache import DecodeCache
 from hdvision.data.dataset import ImageDataset, SeededSampler, collate_samples
 from hdvision.data.decode import DEFAULT_MAX_PIXELS, DecodeSettings
 from hdvision.data.listing import DataSourceError, SampleList, report_problems
@@ -68,6 +70,8 @@ class HDImageDataModule(pl.LightningDataModule):
         reduced_decode: bool = True,
         on_bad_image: str = "raise",
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        cache: bool | str = False,
+        cache_root: str = "data/cache",
         batch_size: int = 16,
         eval_batch_size: int | None = None,
         num_workers: int = 2,
@@ -96,6 +100,9 @@ class HDImageDataModule(pl.LightningDataModule):
         self.decode = DecodeSettings(self.sample_size, fit, reduced_decode, max_pixels)
         self.augmentations = augmentations
         self.on_bad_image = on_bad_image
+        # True: decode once into cache_root; a path: there. Each split's decoded images are
+        # memory-mapped and reused every epoch (hdvision.data.cache).
+        self.cache_root = None if cache is False else Path(cache_root if cache is True else cache)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
@@ -149,8 +156,11 @@ class HDImageDataModule(pl.LightningDataModule):
             transform = build_augmentations(
                 self.augmentations, size, self.decode.fit, train, output_size=self.sample_size
             )
+            decode: Callable[[str], np.ndarray] = self.decode.at(size)
+            if self.cache_root is not None:
+                decode = self._cached(split, [p for p, _ in source.samples], self.decode.at(size))
             self.datasets[split] = ImageDataset(
-                source.samples, self.decode.at(size), transform, self.on_bad_image
+                source.samples, decode, transform, self.on_bad_image
             )
         counts = {s: len(d) for s, d in self.datasets.items()}
         log.info(
@@ -160,6 +170,19 @@ class HDImageDataModule(pl.LightningDataModule):
             self.sample_size,
             self.aug_scale,
         )
+
+    def _cached(self, split: str, paths: list[str], decode: DecodeSettings) -> DecodeCache:
+        assert self.cache_root is not None
+        cache = DecodeCache(self.cache_root, split, paths, decode)
+        if not cache.exists():
+            step = max(1, len(paths) // 10)
+
+            def progress(done: int, total: int) -> None:
+                if done % step == 0 or done == total:
+                    log.info("Decode cache (%s): %d / %d images", split, done, total)
+
+            cache.build(self.num_workers, progress)
+        return cache
 
     # -- loaders -----------------------------------------------------------------------------
     def _loader(self, split: str, train: bool) -> DataLoader:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import albumentations as A
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from hdvision.data.decode import BadImageError, DecodeSettings
+from hdvision.data.decode import BadImageError
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,8 @@ BAD_IMAGE_POLICIES = ("raise", "skip")
 
 
 class ImageDataset(Dataset):
-    """``(path, label)`` samples decoded with ``decode`` and passed through ``transform``.
+    """``(path, label)`` samples decoded with ``decode`` (a :class:`DecodeSettings`, or a
+    :class:`~hdvision.data.cache.DecodeCache` of them) and passed through ``transform``.
 
     Items are dicts: ``image`` (3, H, W) uint8, ``label`` int, ``skipped`` (paths replaced by
     another sample under ``on_bad_image="skip"``).
@@ -33,7 +34,7 @@ class ImageDataset(Dataset):
     def __init__(
         self,
         samples: Sequence[tuple[str, int]],
-        decode: DecodeSettings,
+        decode: Callable[[str], np.ndarray],
         transform: A.Compose | None = None,
         on_bad_image: str = "raise",
         max_replacements: int = 16,
