@@ -231,3 +231,28 @@ def test_megapixel_mnist_variants_share_data_and_backbone_input(tmp_path):
     assert cfgs["zoom_from_half"].model.stem.warp_size == [375, 375]
     assert cfgs["patch_select"].data.aug_scale == 1.0
     assert cfgs["patch_select"].model.backbone.name == "hdvision_patch_select"
+
+
+def test_the_megapixel_mnist_recipe_trains_from_the_decode_cache(tmp_path):
+    tiny = [
+        "experiment=mpmnist",
+        "data.source.canvas=[200,240]",
+        "data.source.num_train=8",
+        "data.source.num_val=4",
+        "data.source.num_test=4",
+        "data.source.workers=1",
+        "data.num_workers=0",
+        "data.batch_size=4",
+        "data.eval_batch_size=4",
+        "model.backbone.count=8",
+        "trainer.max_epochs=1",
+        "extras.print_config=false",
+        "extras.cost_report=false",
+        "callbacks.rich_progress_bar=null",
+        "callbacks.rich_model_summary=null",
+    ]
+    metrics, objects = train(compose("train", tiny, tmp_path))
+    assert objects["trainer"].global_step == 2 and math.isfinite(metrics["test/loss"])
+    assert objects["datamodule"].sample_size == (100, 120)
+    cached = sorted(p.name.split("_")[0] for p in (tmp_path / "data" / "cache").glob("*.json"))
+    assert cached == ["test", "train", "val"]

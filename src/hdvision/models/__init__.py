@@ -2,9 +2,10 @@
 LightningModule (:class:`HDClassifier`); checkpoints, cost counting, schedules.
 
 Importing the package registers hdvision's own model families with timm (``hdvision_lenet``,
-``hdvision_patch_select``), the way ``timm/models/__init__.py`` imports its families: every
-backbone name resolves wherever a model is created. Configs name classes by these short paths
-(``_target_: hdvision.models.HDClassifier``); the LightningModule is imported on first use.
+``hdvision_patch_select``, ``hdvision_detail_windows``), the way ``timm/models/__init__.py``
+imports its families: every backbone name resolves wherever a model is created. Configs name
+classes by these short paths (``_target_: hdvision.models.HDClassifier``); the LightningModule is
+imported on first use.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from hdvision.models import lenet, patch_select  # noqa: F401  (register with timm)
+from hdvision.models import detail_windows, lenet, patch_select  # noqa: F401  (register with timm)
 
 if TYPE_CHECKING:
     from hdvision.models.module import HDClassifier as HDClassifier

@@ -1,0 +1,67 @@
+"""Detail windows: the prior finds the objects, the crops are real pixels, the pooling counts."""
+
+import pytest
+import timm
+import torch
+
+import hdvision.models  # noqa: F401  (registers hdvision_detail_windows)
+from hdvision.models.detail_windows import DetailWindows, crop_windows, detail_peaks
+
+
+def _canvas(boxes, size=(96, 128)):
+    torch.manual_seed(0)
+    x = torch.zeros(1, 3, *size)
+    for y, x0, side in boxes:
+        x[..., y : y + side, x0 : x0 + side] = torch.rand(side, side)
+    return x
+
+
+def test_detail_peaks_find_every_object_once_before_the_background():
+    boxes = [(8, 8, 12), (40, 90, 12), (70, 30, 12)]
+    peaks = detail_peaks(_canvas(boxes), count=5, cell=4, spread=3, radius=2)
+    assert peaks.shape == (1, 5, 2)
+    found = peaks[0, :3].float()
+    for y, x0, side in boxes:
+        centre = torch.tensor([y + side / 2, x0 + side / 2])
+        assert (found - centre).norm(dim=1).min() <= 6, (y, x0)
+    # Non-maximum suppression: no two of the first three on the same object.
+    assert torch.cdist(found, found).add(torch.eye(3) * 100).min() > 12
+
+
+def test_crops_are_the_image_pixels_and_stay_inside_it():
+    x = torch.arange(2 * 3 * 20 * 30, dtype=torch.float32).view(2, 3, 20, 30)
+    centres = torch.tensor([[[10, 15], [0, 0]], [[19, 29], [5, 20]]])
+    windows = crop_windows(x, centres, 8)
+    assert windows.shape == (2, 2, 3, 8, 8)
+    assert torch.equal(windows[0, 0], x[0, :, 6:14, 11:19])
+    assert torch.equal(windows[0, 1], x[0, :, 0:8, 0:8])  # shifted inwards at the corner
+    assert torch.equal(windows[1, 0], x[1, :, 12:20, 22:30])
+    assert windows.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_the_pooling_counts_three_windows_over_two():
+    model = DetailWindows(num_classes=4, count=6).eval()
+    logits = torch.full((1, 6, 5), -20.0)
+    for k, cls in enumerate([2, 2, 2, 1, 1, 4]):  # class 4 is "nothing"
+        logits[0, k, cls] = 20.0
+    model.window_logits = lambda x: (None, logits)  # type: ignore[method-assign]
+    scores = model(torch.zeros(1, 3, 32, 32))
+    assert scores.argmax(1).item() == 2
+    assert scores[0, 2] > scores[0, 1] > scores[0, 0]
+
+
+def test_a_training_step_reaches_the_encoder_and_the_scale():
+    model = timm.create_model("hdvision_detail_windows", num_classes=3, count=4, window=12)
+    x = _canvas([(8, 8, 12), (40, 90, 12)])
+    loss = torch.nn.functional.cross_entropy(model(x.repeat(2, 1, 1, 1)), torch.tensor([0, 1]))
+    loss.backward()
+    assert model.scale.grad is not None and model.scale.grad.abs() > 0
+    assert all(p.grad is not None for p in model.encoder.parameters())
+    assert model.pretrained_cfg["architecture"] == "hdvision_detail_windows"
+
+
+def test_bad_settings_name_the_values():
+    with pytest.raises(ValueError, match="window=0"):
+        DetailWindows(window=0)
+    with pytest.raises(ValueError, match="no pretrained weights"):
+        timm.create_model("hdvision_detail_windows", pretrained=True)
