@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from timm.models import register_model
 from torch import nn
 
-from hdvision.models.layers import conv_bn_act, detail_map
+from hdvision.models.layers import cell_detail, conv_bn_act
 
 
 def detail_peaks(
@@ -36,25 +36,24 @@ def detail_peaks(
 ) -> torch.Tensor:
     """(B, count, 2) pixel positions (y, x) of ``x``'s ``count`` strongest detail peaks: the
     detail map on ``cell``-pixel cells, box-summed over ``spread`` cells, then greedy non-maximum
-    suppression (a chosen cell silences the cells within ``radius`` of it). An image with fewer
-    peaks repeats its weakest ones."""
-    height, width = x.shape[-2] // cell, x.shape[-1] // cell
-    x = x[..., : height * cell, : width * cell].float()
-    detail = detail_map(x, F.avg_pool2d(x, cell))
+    suppression (the strongest cell first; a chosen cell silences the cells within ``radius`` of
+    it). An image with fewer peaks repeats silenced cells."""
+    detail = cell_detail(x.float(), cell)
+    width = detail.shape[-1]
     mass = F.avg_pool2d(detail[:, None], spread, 1, spread // 2, count_include_pad=False)[:, 0]
-    flat = mass.flatten(1).clone()
-    rows = torch.arange(height, device=x.device).repeat_interleave(width)
-    cols = torch.arange(width, device=x.device).repeat(height)
+    mass = mass.clone()
     chosen = []
     for _ in range(count):
-        best = flat.argmax(1)
+        best = mass.flatten(1).argmax(1)
         chosen.append(best)
-        near = ((rows[None] - rows[best][:, None]).abs() <= radius) & (
-            (cols[None] - cols[best][:, None]).abs() <= radius
-        )
-        flat = flat.masked_fill(near, -1.0)
+        # Silence each image's neighbourhood in place: a slice per image, not a mask over the
+        # whole map per step (count x batch tiny writes instead of count passes over the map).
+        for image, index in enumerate(best.tolist()):
+            row, col = divmod(index, width)
+            top, left = max(row - radius, 0), max(col - radius, 0)
+            mass[image, top : row + radius + 1, left : col + radius + 1] = -1.0
     best = torch.stack(chosen, 1)
-    return torch.stack([rows[best], cols[best]], -1) * cell + cell // 2
+    return torch.stack([best // width, best % width], -1) * cell + cell // 2
 
 
 def crop_windows(x: torch.Tensor, centres: torch.Tensor, size: int) -> torch.Tensor:
@@ -113,7 +112,9 @@ class DetailWindows(nn.Module):
         self.num_classes = num_classes
         self.window, self.count, self.jitter = window, count, jitter
         self.cell, self.spread, self.radius = cell, spread, radius
-        self.encoder = WindowEncoder(in_chans, width)
+        # The windows arrive in channels-last memory (crop_windows); so do the encoder's weights.
+        # The whole image is better left as it is: the detail map runs faster on it.
+        self.encoder = WindowEncoder(in_chans, width).to(memory_format=torch.channels_last)
         self.drop = nn.Dropout(drop_rate)
         # One more output than classes: "nothing of interest in this window".
         self.classifier = nn.Linear(self.encoder.num_features, num_classes + 1)

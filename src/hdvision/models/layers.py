@@ -96,3 +96,10 @@ def detail_map(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     """(B, h, w): per cell of ``mean`` (the area downsampling of ``x``), the pixel variance it
     averages away, summed over channels."""
     return (resize(x * x, mean.shape[-2:]) - mean * mean).clamp_min(0).sum(1)
+
+
+def cell_detail(x: torch.Tensor, cell: int) -> torch.Tensor:
+    """(B, ⌈H/cell⌉, ⌈W/cell⌉): :func:`detail_map` on square cells of ``cell`` pixels (the last
+    row and column of cells may be narrower), without copying a cropped view of ``x``."""
+    mean = F.avg_pool2d(x, cell, ceil_mode=True)
+    return (F.avg_pool2d(x * x, cell, ceil_mode=True) - mean * mean).clamp_min(0).sum(1)

@@ -169,13 +169,16 @@ class HDClassifier(pl.LightningModule):
     def prepare_input(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, 3, H, W) → normalised float at ``input_size``, on the current device;
         in training mode, ``device_augmentations`` first, at the batch's own resolution."""
-        x = images.float()
+        layout = torch.channels_last if self.hparams.channels_last else torch.contiguous_format
+        # A float copy this method owns, already in the layout the convolutions want: the
+        # normalisation then runs in place (one pass over a large image instead of three).
+        x = images.to(torch.float32, memory_format=layout, copy=True)
         if self.training and self.device_augmentations is not None:
             x = self.device_augmentations(x)
         size = self.hparams.input_size
         if size is not None and tuple(x.shape[-2:]) != tuple(size):
             x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
-        x = (x - self.mean) / self.std
+        x = x.sub_(self.mean).div_(self.std)
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
