@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from hdvision.models.module import HDClassifier
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     """matplotlib's pyplot on the Agg backend (no screen), imported on first use."""
     import matplotlib
 
@@ -46,7 +46,7 @@ def stem_views(pl_module: Any, images: torch.Tensor) -> dict[str, np.ndarray]:
 
 def figure_to_array(fig: Any) -> np.ndarray:
     """The figure's pixels as uint8 (H, W, 3); the figure is closed."""
-    plt = _pyplot()
+    plt = pyplot()
     fig.canvas.draw()
     image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
     plt.close(fig)
@@ -57,7 +57,7 @@ def plot_grid(
     views: dict[str, np.ndarray], labels: torch.Tensor, preds: torch.Tensor, names: list[str]
 ) -> np.ndarray:
     """Two rows per image set: area-downsampled input, stem output; titles true / predicted."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(labels)
     h, w = views["stem"].shape[1:3]
     fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 2 * 2.2 * h / w + 0.6), squeeze=False)
@@ -78,7 +78,7 @@ def plot_grid(
 
 def plot_confusion(confusion: np.ndarray, names: list[str]) -> np.ndarray:
     """A (true × predicted) count matrix with the class names on its axes."""
-    plt = _pyplot()
+    plt = pyplot()
     k = len(names)
     fig, ax = plt.subplots(figsize=(1.0 + 0.45 * k, 0.6 + 0.45 * k))
     ax.imshow(confusion, cmap="Blues")
@@ -95,7 +95,7 @@ def plot_confusion(confusion: np.ndarray, names: list[str]) -> np.ndarray:
 
 def plot_view(image: np.ndarray, seen: np.ndarray, title: str) -> np.ndarray:
     """One image: the decoded input beside the stem's output, under ``title``."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(8, 2.6))
     for ax, view, name in ((axes[0], image, "input"), (axes[1], seen, "stem output")):
         ax.imshow(view)

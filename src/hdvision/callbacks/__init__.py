@@ -2,6 +2,7 @@
 name them by these short paths (``_target_: hdvision.callbacks.Preemption``)."""
 
 from hdvision.callbacks.bad_images import BadImageReport
+from hdvision.callbacks.elapsed import ElapsedTime
 from hdvision.callbacks.finetuning import BackboneFreeze
 from hdvision.callbacks.precise_bn import PreciseBatchNorm
 from hdvision.callbacks.preemption import Preemption
@@ -12,6 +13,7 @@ from hdvision.callbacks.val_images import ValidationImages
 __all__ = [
     "BackboneFreeze",
     "BadImageReport",
+    "ElapsedTime",
     "PreciseBatchNorm",
     "Preemption",
     "ResumableEpochs",

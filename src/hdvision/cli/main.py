@@ -1,5 +1,6 @@
 """The `hdvision` console script: train, eval (Hydra), check-data, cost, bench-data, bench-loader,
-sweep-summary, predict, export, quantize, bench-infer, bench-models, prune, resolution-search."""
+sweep-summary, compare, predict, export, quantize, bench-infer, bench-models, prune,
+resolution-search."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ MODULE_OF = {
     "bench-models": "infer",
     "prune": "compress",
     "resolution-search": "resolution",
+    "compare": "compare",
 }
 
 
