@@ -5,6 +5,7 @@ import math
 import pytest
 
 from hdvision.cli.main import main
+from hdvision.errors import UserError
 from hdvision.tools.sweeps import read_trials, summarize_trials
 
 
@@ -62,7 +63,7 @@ def test_summary_pools_several_sweeps_whatever_the_override_order(tmp_path, caps
 
 
 def test_missing_trials_file_names_the_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+    with pytest.raises(UserError, match=str(tmp_path)):
         read_trials(tmp_path)
 
 

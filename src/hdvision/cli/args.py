@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 
 def _integer(text: str) -> int:
@@ -37,3 +39,29 @@ def image_size(text: str) -> tuple[int, int]:
     if min(height, width) < 1:
         raise argparse.ArgumentTypeError(f"must be HxW with positive sizes, got {text!r}")
     return height, width
+
+
+def unit_fraction(text: str) -> float:
+    """A number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+    return value
+
+
+def output_file(text: str) -> str:
+    """A file the command can write: its folder exists (it is created) and is writable, and the
+    path is not a folder. Checked before the work, not after it."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise argparse.ArgumentTypeError(f"cannot write {text}: {err.strerror}") from None
+    if not os.access(path.parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: its folder is not writable")
+    return text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hdvision.cli.args import positive
+from hdvision.cli.args import output_file, positive
 from hdvision.compress.prune import IMPORTANCES
 
 
@@ -27,7 +27,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--prune-head", action="store_true", help="also prune conv_head's channels")
     r.add_argument("--images", help="labelled folder/CSV for taylor (default: HD digits)")
     r.add_argument("--num-images", type=positive, default=64, help="images for taylor")
-    r.add_argument("--out", default="pruned.ckpt")
+    r.add_argument("--out", type=output_file, default="pruned.ckpt")
 
 
 def prune(args: argparse.Namespace) -> int:

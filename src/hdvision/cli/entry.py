@@ -8,28 +8,42 @@ found beside the packaged ones and win on equal names.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
 from hdvision.cli.configs import CONFIG_DIR
+from hdvision.cli.errors import one_line, report, user_errors
 from hdvision.cli.runtime import no_log_file_on_nonzero_ranks
+
+
+def _one_line_on_bad_input(task: str, work: Callable[[], Any]) -> Any:
+    """Bad input (a path, a file, a value) ends the run with one line and exit 2, not with the
+    traceback Hydra would print (a sweep's failing job is recorded by cli.train, not here)."""
+    try:
+        return work()
+    except user_errors() as err:
+        logging.getLogger("hdvision").error("%s: %s", task, one_line(err))
+        sys.exit(report(task, err))
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def _train(cfg: DictConfig) -> float | None:
     from hdvision.cli.train import main as run
 
-    return run(cfg)
+    return _one_line_on_bad_input("train", lambda: run(cfg))
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def _eval(cfg: DictConfig) -> None:
     from hdvision.cli.eval import evaluate
 
-    evaluate(cfg)
+    _one_line_on_bad_input("eval", lambda: evaluate(cfg))
 
 
 def run(task: str, root: str | None = None) -> None:

@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hdvision.cli.args import non_negative, positive
+from hdvision.cli.args import non_negative, output_file, positive
 from hdvision.data.dataset import BAD_IMAGE_POLICIES
 from hdvision.inference.quantize import CALIBRATION_METHODS
 
@@ -18,7 +18,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "inputs", nargs="+", help="image files, folders (recursive) or path[,label] CSVs"
     )
-    p.add_argument("--out", default="predictions.csv", help="CSV to write (default: %(default)s)")
+    p.add_argument(
+        "--out",
+        type=output_file,
+        default="predictions.csv",
+        help="CSV to write (default: %(default)s)",
+    )
     p.add_argument("--top-k", type=positive, default=5)
     p.add_argument("--batch-size", type=positive, default=16)
     p.add_argument("--workers", type=non_negative, default=2, help="decoding processes")
@@ -30,7 +35,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("export", help="checkpoint -> ONNX (uint8 images -> logits), with parity")
     e.add_argument("checkpoint")
     e.add_argument("--format", choices=("onnx",), default="onnx")
-    e.add_argument("--out", default="model.onnx")
+    e.add_argument("--out", type=output_file, default="model.onnx")
     e.add_argument(
         "--calibration-images", help="folder/CSV for the parity check (default: HD digits)"
     )
@@ -42,7 +47,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--calibration", help="folder/CSV of training images (default: HD digits)")
     q.add_argument("--num-images", type=positive, default=512, help="calibration images")
     q.add_argument("--method", choices=CALIBRATION_METHODS, default="minmax")
-    q.add_argument("--out", default="model.int8.onnx")
+    q.add_argument("--out", type=output_file, default="model.int8.onnx")
 
     b = sub.add_parser("bench-infer", help="PyTorch vs onnxruntime fp32 vs int8, side by side")
     b.add_argument("checkpoint")
@@ -52,7 +57,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--workers", type=non_negative, default=2)
     b.add_argument("--repeats", type=positive, default=5, help="timed rounds per model and batch")
     b.add_argument("--work-dir", help="where the ONNX files go (default: a temporary folder)")
-    b.add_argument("--json", help="also write the numbers here")
+    b.add_argument("--json", type=output_file, help="also write the numbers here")
 
     c = sub.add_parser("bench-models", help="cost of several checkpoints, one run, same images")
     c.add_argument("checkpoints", nargs="+", help="the first is the reference for speed-ups")
@@ -60,7 +65,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--num-images", type=positive, default=128)
     c.add_argument("--batch-size", type=positive, default=16)
     c.add_argument("--repeats", type=positive, default=5, help="timed rounds per model")
-    c.add_argument("--json", help="also write the numbers here")
+    c.add_argument("--json", type=output_file, help="also write the numbers here")
 
 
 def predict(args: argparse.Namespace) -> int:

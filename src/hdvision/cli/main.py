@@ -10,19 +10,9 @@ import os
 import sys
 from collections.abc import Callable
 
+from hdvision.cli.errors import OneLineParser, report, user_errors
+
 HYDRA_COMMANDS = ("train", "eval")
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors that bad input (a file, a path, a value) raises: one line, no traceback."""
-    from hdvision.data.decode import BadImageError
-    from hdvision.data.listing import DataSourceError
-    from hdvision.inference.export import ParityError
-    from hdvision.inference.inputs import InputError
-    from hdvision.models.checkpoint import CheckpointError
-    from hdvision.tools.resolution_search import SearchError
-
-    return (BadImageError, CheckpointError, DataSourceError, InputError, ParityError, SearchError)
 
 
 # Which module of hdvision.cli defines each argparse command. Parsing a known command imports only
@@ -49,8 +39,8 @@ def build_parser(
 ) -> tuple[argparse.ArgumentParser, dict[str, Callable[..., int]]]:
     """The argparse parser (of ``command``'s module alone when it is known, else of every
     command) and the function that runs each command it knows."""
-    parser = argparse.ArgumentParser(prog="hdvision", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="hdvision", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     names = (
         [MODULE_OF[command]] if command in MODULE_OF else list(dict.fromkeys(MODULE_OF.values()))
     )
@@ -73,9 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return commands[args.command](args)
-    except _user_errors() as err:
-        print(f"hdvision {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except user_errors() as err:
+        return report(args.command, err)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hdvision.cli.args import image_size, positive
+from hdvision.cli.args import image_size, non_negative, output_file, positive, unit_fraction
 from hdvision.cli.configs import compose, set_up_datamodule
 from hdvision.data.listing import SPLITS
 
@@ -36,10 +36,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench-data", help="images/s: naive vs hdvision's data pipeline")
     bench.add_argument("--images", help="folder of JPEGs (default: generate realistic test JPEGs)")
     bench.add_argument("--size", type=image_size, default="1080x1920", help="full-resolution HxW")
-    bench.add_argument("--aug-scale", type=float, default=0.25)
-    bench.add_argument("--workers", type=int, default=2)
+    bench.add_argument("--aug-scale", type=unit_fraction, default=0.25)
+    bench.add_argument("--workers", type=non_negative, default=2)
     bench.add_argument("--limit", type=positive, default=64, help="images per pipeline")
-    bench.add_argument("--json", help="also write the numbers here")
+    bench.add_argument("--json", type=output_file, help="also write the numbers here")
 
     summary = sub.add_parser("sweep-summary", help="mean ± std of multiruns' metrics over seeds")
     summary.add_argument(

@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
+from hdvision.errors import UserError
+
 DEFAULT_MAX_PIXELS = 100_000_000
 FIT_MODES = ("letterbox", "crop")
 
 
-class BadImageError(ValueError):
+class BadImageError(UserError):
     """A file that cannot be used as an image; the message names the file and the reason."""
 
     def __init__(self, path: str | Path, reason: str) -> None:

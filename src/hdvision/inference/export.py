@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hdvision.errors import UserError
 from hdvision.inference.predictor import ONNX_META_KEY, OnnxPredictor, TorchPredictor
 from hdvision.inference.samples import decoded_batch, image_rows
 
@@ -21,7 +22,7 @@ from hdvision.inference.samples import decoded_batch, image_rows
 DEFAULT_TOLERANCE = 1e-3
 
 
-class ParityError(RuntimeError):
+class ParityError(UserError):
     """The exported graph does not compute what the checkpoint computes."""
 
 

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hdvision.data.listing import DataSourceError, read_manifest
+from hdvision.errors import UserError
 
 
-class InputError(ValueError):
+class InputError(UserError):
     """An input that cannot be listed; the message names it and says what to pass instead."""
 
 

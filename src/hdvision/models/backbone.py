@@ -7,6 +7,7 @@ at once with a message instead of hanging on a hub request.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 import timm
 import torch
 from torch import nn
+
+from hdvision.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +163,12 @@ def create_backbone(
 ) -> nn.Module:
     """A timm classifier with a globally pooled head (``avg``, ``max``, ``avgmax``: no large FC at
     high resolution); weights loaded offline if given, then ``conv_overrides`` applied."""
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(str(name), timm.list_models(), n=3, cutoff=0.5)
+        hint = f"; closest: {', '.join(close)}" if close else "; list them with timm.list_models()"
+        raise UserError(
+            f"model.backbone.name={name!r} is not a model of timm {timm.__version__}{hint}"
+        )
     model: Any = timm.create_model(  # a timm model: set_grad_checkpointing, pretrained_cfg, ...
         name,
         pretrained=False,

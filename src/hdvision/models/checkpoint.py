@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from hdvision.errors import UserError
+
 # What inference needs beyond the architecture; the keys under ``preprocessing`` included.
 REQUIRED_FIELDS = ("class_names", "normalization", "preprocessing")
 PREPROCESSING_FIELDS = ("image_size", "sample_size", "fit", "reduced_decode", "max_pixels")
@@ -32,7 +34,7 @@ MATCHED_FIELDS = (
 )
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint that cannot be used; the message names the file and what to do."""
 
 

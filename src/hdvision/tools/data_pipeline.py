@@ -20,6 +20,7 @@ from hdvision.data.datamodule import scaled_size
 from hdvision.data.dataset import ImageDataset, collate_samples
 from hdvision.data.decode import DecodeSettings, decode_image
 from hdvision.data.device_augment import build_device_augmentations
+from hdvision.errors import UserError
 
 # The transforms both pipelines run; the naive one runs them at full resolution.
 BENCH_AUGMENTATIONS = {
@@ -114,11 +115,13 @@ def run_benchmark(
     """Measure and print images/s of both pipelines and of the reduced-decode floor."""
     with tempfile.TemporaryDirectory() as tmp:
         if images:
+            if not Path(images).is_dir():
+                raise UserError(f"--images {images}: no such folder (pass a folder of JPEGs)")
             paths = sorted(
                 p for p in Path(images).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg")
             )
             if not paths:
-                raise SystemExit(f"--images {images}: no .jpg files found")
+                raise UserError(f"--images {images}: no .jpg files found in it")
         else:
             paths = make_test_jpegs(Path(tmp), min(limit, 32), size)
         paths = (paths * (limit // len(paths) + 1))[:limit]

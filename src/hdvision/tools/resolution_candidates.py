@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hdvision.errors import UserError
 from hdvision.models.backbone import create_backbone
 from hdvision.models.lenet import conv_out
 
@@ -22,7 +23,7 @@ LENET = "hdvision_lenet"
 KEYS = ("params", "flops")
 
 
-class SearchError(ValueError):
+class SearchError(UserError):
     """A search that cannot run or finds nothing; the message says which and why."""
 
 

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hdvision.errors import UserError
+
 # trials.csv, one row per multirun job: its columns, in order. The third column's header is the
 # name of the optimized metric (e.g. val/acc), its cells that metric's value; "metrics" holds every
 # final metric as JSON.
@@ -48,7 +50,7 @@ def read_trials(path: str | Path) -> tuple[str, list[dict[str, Any]]]:
     if path.is_dir():
         path = path / "trials.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no trials.csv; pass a multirun folder (train.py -m ...)")
+        raise UserError(f"{path}: no trials.csv; pass a multirun folder (train.py -m ...)")
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         columns = list(reader.fieldnames or [])
@@ -56,7 +58,7 @@ def read_trials(path: str | Path) -> tuple[str, list[dict[str, Any]]]:
         if columns[:_METRIC_COLUMN] != list(TRIAL_COLUMNS[:_METRIC_COLUMN]) or not {
             "overrides"
         } <= set(columns):
-            raise ValueError(f"{path}: not a trials.csv of hdvision (columns: {columns})")
+            raise UserError(f"{path}: not a trials.csv of hdvision (columns: {columns})")
         optimized = columns[_METRIC_COLUMN]
         rows: list[dict[str, Any]] = list(reader)
     for row in rows:
@@ -70,7 +72,7 @@ def read_sweeps(paths: Sequence[str | Path]) -> tuple[str, list[dict[str, Any]]]
     """:func:`read_trials` of several sweeps (e.g. more seeds run later), rows pooled; the
     optimized metric is the first sweep's."""
     if not paths:
-        raise ValueError("no sweep folders given")
+        raise UserError("no sweep folders given")
     results = [read_trials(path) for path in paths]
     return results[0][0], [row for _, rows in results for row in rows]
 
@@ -88,6 +90,12 @@ def summarize_trials(
     number of ok and failed jobs and (mean, sample std) of each metric over the ok jobs. An ``ok``
     row with a NaN or infinite metric (a diverged trial recorded before such trials were marked
     failed) is counted as ``non_finite`` and left out of the statistics."""
+    logged = {name for row in rows for name in row["metrics"]}
+    unknown = [m for m in metrics if m not in logged]
+    if unknown and logged:
+        raise UserError(
+            f"--metric {unknown[0]}: not logged by these runs; logged: {sorted(logged)}"
+        )
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(_without(row["overrides"], ignore), []).append(row)
