@@ -112,6 +112,9 @@ class HDImageDataModule(pl.LightningDataModule):
         self.seed = seed
         self._class_names = list(class_names) if class_names is not None else None
         self.datasets: dict[str, ImageDataset] = {}
+        # Listing problems per split (missing files, unknown labels, ...), left out of the data
+        # under on_bad_image=skip; `hdvision check-data` names them.
+        self.problems: dict[str, list[str]] = {}
         self.skipped: dict[str, int] = {}
 
     # -- what the model config interpolates -------------------------------------------------
@@ -151,6 +154,7 @@ class HDImageDataModule(pl.LightningDataModule):
         check_disjoint_splits(sources)
         for split, source in sources.items():
             report_problems(source, f"the {split} split", self.on_bad_image)
+            self.problems[split] = list(source.problems)
             train = split == "train"
             size = self.aug_size if train else self.sample_size
             transform = build_augmentations(

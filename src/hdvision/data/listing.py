@@ -71,7 +71,21 @@ def folder_samples(
             # A link back to the root (or above) would list every class again under this label.
             problems.append(f"{sub}: links to {sub.resolve()}, which contains the data root")
             continue
-        files = sorted(p for p in sub.rglob("*") if p.suffix.lower() in extensions and p.is_file())
+        entries = sorted(sub.rglob("*"))
+        # rglob does not follow links to folders: say so, instead of leaving their images out
+        # without a word (and name the loops among them).
+        for link in (p for p in entries if p.is_symlink() and p.is_dir()):
+            target = link.resolve()
+            kind = (
+                "a link loop"
+                if target in (link.parent.resolve(), *link.parent.resolve().parents)
+                else "a link to a folder"
+            )
+            problems.append(
+                f"{link}: {kind} ({target}); links to folders are not followed, move or copy "
+                "the images instead"
+            )
+        files = [p for p in entries if p.suffix.lower() in extensions and p.is_file()]
         if not files:
             log.warning("class folder %s holds no images", sub)
         for p in files:

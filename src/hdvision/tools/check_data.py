@@ -8,8 +8,8 @@ from typing import Any
 
 
 def check_splits(datamodule: Any) -> list[str]:
-    """Print each split's statistics and the bad files of a set-up datamodule; returns the bad
-    files' messages."""
+    """Print each split's statistics, and every problem a training run would meet, of a set-up
+    datamodule (listed with ``data.on_bad_image=skip``); returns the problems' messages."""
     from PIL import Image
 
     from hdvision.data.decode import BadImageError
@@ -17,6 +17,9 @@ def check_splits(datamodule: Any) -> list[str]:
     bad: list[str] = []
     decode = datamodule.decode.at((64, 64))  # small: a decode check, not the training decode
     for split, dataset in datamodule.datasets.items():
+        # What listing refused (a missing file, an unknown label, a row that contradicts
+        # another, a duplicated file, a link to a folder): a training run stops on these too.
+        bad.extend(getattr(datamodule, "problems", {}).get(split, []))
         per_class: Counter = Counter()
         sizes: Counter = Counter()
         modes: Counter = Counter()
@@ -35,7 +38,7 @@ def check_splits(datamodule: Any) -> list[str]:
         print(f"  per class: {dict(sorted(per_class.items()))}")
         print(f"  sizes: {dict(sizes.most_common(5))}{' ...' if len(sizes) > 5 else ''}")
         print(f"  modes: {dict(modes)}")
-    print(f"bad files: {len(bad)}")
+    print(f"bad files and entries: {len(bad)}")
     for line in bad:
         print(f"  {line}")
     return bad
