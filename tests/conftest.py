@@ -37,6 +37,12 @@ TINY_FOLDER = [o for o in TINY if not o.startswith("data.source.")] + [
 ]
 
 
+def counted_over(value: float, n: int) -> bool:
+    """Whether ``value`` is an accuracy over ``n`` images: k/n for a whole k in [0, n]."""
+    k = value * n
+    return 0 <= k <= n and abs(k - round(k)) < 1e-4
+
+
 def compose(config_name: str, overrides: list[str], root: Path):
     """Compose ``hdvision/conf/<config_name>.yaml`` as Hydra would, with outputs under ``root``."""
     from hdvision.cli.runtime import compose_outside_hydra_main
@@ -89,4 +95,10 @@ def trained_run(tmp_path_factory) -> dict:
     metrics, objects = train(compose("train", TINY_SALIENCY, root))
     data = next((root / "data").glob("hd_digits_*"))
     ckpt = Path(objects["trainer"].checkpoint_callback.best_model_path)
-    return {"ckpt": ckpt, "data": data, "model": objects["model"], "metrics": metrics}
+    return {
+        "ckpt": ckpt,
+        "ckpt_training_data": str(data / "train.csv"),  # what the checkpoint records
+        "data": data,
+        "model": objects["model"],
+        "metrics": metrics,
+    }

@@ -94,7 +94,7 @@ def test_bad_sizes_are_named():
 
 def test_a_fast_run_with_patch_selection_completes(tmp_path):
     from hdvision.cli.train import train
-    from tests.conftest import TINY, compose
+    from tests.conftest import TINY, compose, counted_over
 
     overrides = [o for o in TINY if not o.startswith("model.")] + [
         "model=patch_select",
@@ -107,7 +107,7 @@ def test_a_fast_run_with_patch_selection_completes(tmp_path):
         "callbacks.precise_bn.num_batches=2",
     ]
     metrics, objects = train(compose("train", overrides, tmp_path))
-    assert objects["model"].backbone.k == 4 and 0.0 <= metrics["test/acc"] <= 1.0
+    assert objects["model"].backbone.k == 4 and counted_over(metrics["test/acc"], 8)
     assert metrics["train/loss"] > 0
     # Rebuilt from the checkpoint alone: the encoder's pretrained file is not read again (it
     # need not be installed where the model is used).

@@ -25,7 +25,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     r.add_argument("--importance", choices=IMPORTANCES, default="l1")
     r.add_argument("--prune-head", action="store_true", help="also prune conv_head's channels")
-    r.add_argument("--images", help="labelled folder/CSV for taylor (default: HD digits)")
+    r.add_argument(
+        "--images",
+        help="labelled folder/CSV for taylor (default: the checkpoint's training data)",
+    )
     r.add_argument("--num-images", type=positive, default=64, help="images for taylor")
     r.add_argument("--out", type=output_file, default="pruned.ckpt")
 

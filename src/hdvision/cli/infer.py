@@ -37,21 +37,28 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--format", choices=("onnx",), default="onnx")
     e.add_argument("--out", type=output_file, default="model.onnx")
     e.add_argument(
-        "--calibration-images", help="folder/CSV for the parity check (default: HD digits)"
+        "--calibration-images",
+        help="folder/CSV for the parity check (default: the checkpoint's training data)",
     )
     e.add_argument("--num-images", type=positive, default=32, help="images in the parity check")
     e.add_argument("--tolerance", type=float, default=None, help="max |logit difference|")
 
     q = sub.add_parser("quantize", help="fp32 ONNX -> static int8 ONNX (onnxruntime)")
     q.add_argument("model", help="an `hdvision export` .onnx file")
-    q.add_argument("--calibration", help="folder/CSV of training images (default: HD digits)")
+    q.add_argument(
+        "--calibration",
+        help="folder/CSV of training images (default: the checkpoint's training data)",
+    )
     q.add_argument("--num-images", type=positive, default=512, help="calibration images")
     q.add_argument("--method", choices=CALIBRATION_METHODS, default="minmax")
     q.add_argument("--out", type=output_file, default="model.int8.onnx")
 
     b = sub.add_parser("bench-infer", help="PyTorch vs onnxruntime fp32 vs int8, side by side")
     b.add_argument("checkpoint")
-    b.add_argument("--images", help="labelled CSV/folder of test images (default: HD digits)")
+    b.add_argument(
+        "--images",
+        help="labelled CSV/folder of test images (default: the checkpoint's training data)",
+    )
     b.add_argument("--num-images", type=positive, default=256)
     b.add_argument("--calibration", help="folder/CSV of training images for int8")
     b.add_argument("--workers", type=non_negative, default=2)
@@ -61,7 +68,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     c = sub.add_parser("bench-models", help="cost of several checkpoints, one run, same images")
     c.add_argument("checkpoints", nargs="+", help="the first is the reference for speed-ups")
-    c.add_argument("--images", help="labelled folder/CSV of test images (default: HD digits)")
+    c.add_argument(
+        "--images",
+        help="labelled folder/CSV of test images (default: the checkpoint's training data)",
+    )
     c.add_argument("--num-images", type=positive, default=128)
     c.add_argument("--batch-size", type=positive, default=16)
     c.add_argument("--repeats", type=positive, default=5, help="timed rounds per model")

@@ -43,6 +43,7 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         num_classes=datamodule.num_classes,
         class_names=datamodule.class_names,
         preprocessing=datamodule.preprocessing,
+        training_data=datamodule.training_data,
     )
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))

@@ -140,22 +140,17 @@ def _gradient_batches(
     model: HDClassifier, images: str | None, num_images: int, batch_size: int = 16
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Labelled images as (backbone input, label) batches, through the model's own stem."""
-    import tempfile
-
     from hdvision.inference.inputs import InputError, label_indices
     from hdvision.inference.predict import PredictionImages
     from hdvision.inference.samples import image_rows
 
     hparams = model.hparams
-    with tempfile.TemporaryDirectory() as scratch:
-        rows = image_rows(images, hparams.preprocessing, num_images, scratch, split="train")
-        labels = label_indices(rows, hparams.class_names)
-        if any(label is None for label in labels):
-            raise InputError(
-                "--importance taylor needs labelled images (folders or path,label CSV)"
-            )
-        dataset = PredictionImages([r.path for r in rows], hparams.preprocessing)
-        items = [(dataset[i], label) for i, label in enumerate(labels)]
+    rows = image_rows(images, hparams, num_images, "--images")
+    labels = label_indices(rows, hparams.class_names)
+    if any(label is None for label in labels):
+        raise InputError("--importance taylor needs labelled images (folders or path,label CSV)")
+    dataset = PredictionImages([r.path for r in rows], hparams.preprocessing)
+    items = [(dataset[i], label) for i, label in enumerate(labels)]
     good = [(item["image"], label) for item, label in items if not item["error"]]
     if not good:
         raise InputError(f"none of the {len(rows)} images could be decoded (first: {rows[0].path})")

@@ -140,6 +140,13 @@ class HDImageDataModule(pl.LightningDataModule):
         checkpoints): decode at ``sample_size`` with ``fit``, pad/crop to it, uint8 batches."""
         return {"image_size": list(self.image_size), **self.decode.to_preprocessing()}
 
+    @property
+    def training_data(self) -> str | None:
+        """A folder or CSV manifest of the training images, when the source can name one
+        (recorded in checkpoints: calibration and parity checks use the model's own data)."""
+        name = getattr(self.source, "training_data", None)
+        return name() if callable(name) else None
+
     def _discover_classes(self) -> list[str]:
         return list(self.source.class_names())
 

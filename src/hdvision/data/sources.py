@@ -4,7 +4,9 @@ only loads what a source lists.
 
 A new source is a class with ``prepare()`` (download or generate, once per node), ``class_names()``
 and ``splits()`` (``{"train": SampleList, "val": ..., "test": ...}``), and a
-``conf/data/<name>.yaml`` whose ``source:`` targets it.
+``conf/data/<name>.yaml`` whose ``source:`` targets it. Optionally ``training_data()``: a folder or
+CSV manifest of its training images, which checkpoints record so that ``export`` and ``quantize``
+calibrate on the model's own data.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ class FolderSource:
     def _split_folders(self) -> bool:
         return (self.root / "train").is_dir()
 
+    def training_data(self) -> str:
+        # One folder without split folders holds every split: its images are the model's data.
+        return str((self.root / "train" if self._split_folders() else self.root).resolve())
+
     def class_names(self) -> list[str]:
         return folder_classes(self.root / "train" if self._split_folders() else self.root)
 
@@ -106,6 +112,10 @@ class ManifestSource:
     def class_names(self) -> list[str]:
         return manifest_samples(self.manifests["train"], self.root, check_files=False).class_names
 
+    def training_data(self) -> str | None:
+        # Relative paths under another root than the manifest's folder: no file to hand on.
+        return None if self.root else str(Path(self.manifests["train"]).resolve())
+
     def splits(self, class_names: Sequence[str]) -> dict[str, SampleList]:
         return {s: manifest_samples(m, self.root, class_names) for s, m in self.manifests.items()}
 
@@ -126,6 +136,9 @@ class HDDigitsSource:
 
     def prepare(self) -> Path:
         return generate_hd_digits(self.spec, self.out_dir, workers=self.workers)
+
+    def training_data(self) -> str:
+        return str((self.prepare() / "train.csv").resolve())
 
     def class_names(self) -> list[str]:
         return [str(i) for i in range(10)]
@@ -160,6 +173,9 @@ class MNISTDigitsSource:
 
     def prepare(self) -> Path:
         return write_mnist_digits(self.out_dir, self.split_fractions, self.seed)
+
+    def training_data(self) -> str:
+        return str((self.prepare() / "train").resolve())
 
     def class_names(self) -> list[str]:
         return [str(i) for i in range(10)]

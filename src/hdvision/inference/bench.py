@@ -86,7 +86,7 @@ def run_inference_benchmark(
         folder.mkdir(parents=True, exist_ok=True)
         eager = TorchPredictor(checkpoint)
         pre, names = eager.meta["preprocessing"], eager.meta["class_names"]
-        rows = image_rows(images, pre, num_images, folder / "images")
+        rows = image_rows(images, eager.meta, num_images, "--images")
         labels = complete_labels(label_indices(rows, names))
         batch = decoded_batch(rows, pre)
         if len(batch) != len(rows):

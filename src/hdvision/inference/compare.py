@@ -10,7 +10,6 @@ down mid-run slows all of them alike.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,43 +45,39 @@ def compare_models(
     repeats: int = 5,
 ) -> list[dict[str, Any]]:
     """One row per checkpoint (see the module docstring); images decoded per model's own
-    preprocessing, from ``images`` (folder/CSV) or generated HD-digits test canvases."""
+    preprocessing, from ``images`` (folder/CSV; default: each checkpoint's training data)."""
     if not checkpoints:
         raise InputError("no checkpoints given")
     torch.manual_seed(0)
     models, rows_out = [], []
-    with tempfile.TemporaryDirectory() as scratch:
-        for path in checkpoints:
-            predictor = TorchPredictor(path)
-            model = predictor.model
-            pre = model.hparams.preprocessing
-            rows = image_rows(images, pre, num_images, scratch)
-            decoded = decoded_batch(rows, pre)
-            labels = complete_labels(label_indices(rows, model.hparams.class_names))
-            with torch.inference_mode():
-                features = torch.cat(
-                    [model.stem(model.prepare_input(b)) for b in decoded.split(batch_size)]
-                )
-            size = model.hparams.backbone_input
-            one = decoded[:1]
-            models.append(
-                (predictor, _batches(decoded, batch_size), _batches(features, batch_size))
+    for path in checkpoints:
+        predictor = TorchPredictor(path)
+        model = predictor.model
+        pre = model.hparams.preprocessing
+        rows = image_rows(images, predictor.meta, num_images, "--images")
+        decoded = decoded_batch(rows, pre)
+        labels = complete_labels(label_indices(rows, model.hparams.class_names))
+        with torch.inference_mode():
+            features = torch.cat(
+                [model.stem(model.prepare_input(b)) for b in decoded.split(batch_size)]
             )
-            rows_out.append(
-                {
-                    "checkpoint": str(path),
-                    "pruned": (model.hparams.get("pruned") or {}).get("ratio", 0.0),
-                    "backbone_params": count_params(model.backbone)[0],
-                    "params": count_params(model)[0],
-                    "backbone_gflops": forward_flops(model.backbone, torch.zeros(1, 3, *size))
-                    / 1e9,
-                    "gflops": forward_flops(predictor.net, one) / 1e9,
-                    "accuracy": accuracy(predictor, decoded, labels)
-                    if len(labels) == len(decoded)
-                    else None,
-                    "images": len(decoded),
-                }
-            )
+        size = features.shape[-2:]  # what the backbone sees (the stem's output)
+        one = decoded[:1]
+        models.append((predictor, _batches(decoded, batch_size), _batches(features, batch_size)))
+        rows_out.append(
+            {
+                "checkpoint": str(path),
+                "pruned": (model.hparams.get("pruned") or {}).get("ratio", 0.0),
+                "backbone_params": count_params(model.backbone)[0],
+                "params": count_params(model)[0],
+                "backbone_gflops": forward_flops(model.backbone, torch.zeros(1, 3, *size)) / 1e9,
+                "gflops": forward_flops(predictor.net, one) / 1e9,
+                "accuracy": accuracy(predictor, decoded, labels)
+                if len(labels) == len(decoded)
+                else None,
+                "images": len(decoded),
+            }
+        )
     for predictor, image_batches, feature_batches in models:  # warm-up
         predictor(image_batches[0])
         with torch.inference_mode():

@@ -4,7 +4,7 @@ model's classes and preprocessing in its metadata, checked against PyTorch on re
 from __future__ import annotations
 
 import json
-import tempfile
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -61,40 +61,46 @@ def export_onnx(
     opset: int = 18,
 ) -> dict[str, Any]:
     """Export ``checkpoint`` to ``out`` and check parity on ``num_images`` decoded images (from
-    ``images``, a folder or manifest; default: generated HD digits). Raises :class:`ParityError`
-    when top-1 agreement is below 100 % or a logit differs by more than ``tolerance``."""
+    ``images``, a folder or manifest; default: the training data the checkpoint records). Raises
+    :class:`ParityError` when top-1 agreement is below 100 % or a logit differs by more than
+    ``tolerance``; then no file is left at ``out``."""
     torch_model = TorchPredictor(checkpoint)
+    # The images first: a missing one stops the command before the minute-long export.
+    rows = image_rows(images, torch_model.meta, num_images, "--calibration-images")
+    batch = decoded_batch(rows, torch_model.meta["preprocessing"])
     size = tuple(torch_model.meta["preprocessing"]["sample_size"])
     example = torch.zeros(2, 3, *size, dtype=torch.uint8)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # The dynamo (torch.export) exporter: the TorchScript one cannot export the area resize
-    # (adaptive_avg_pool2d to a size that does not divide the input) behind grid_sample in the
-    # saliency sampler, so it fails on the default model; dynamo passes parity at ~1e-6.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            torch_model.net,
-            (example,),
-            str(out),
-            dynamo=True,
-            external_data=False,  # one self-contained file (models here are far below 2 GB)
-            opset_version=opset,
-            input_names=["images"],
-            output_names=["logits"],
-            dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1, max=4096)}},
-            verbose=False,
-        )
-    add_metadata(out, torch_model.meta)
-    with tempfile.TemporaryDirectory() as scratch:
-        rows = image_rows(images, torch_model.meta["preprocessing"], num_images, scratch)
-        batch = decoded_batch(rows, torch_model.meta["preprocessing"])
-    parity = compare(torch_model, OnnxPredictor(out), batch)
-    parity["tolerance"] = tolerance
-    if parity["top1_agreement"] < 1.0 or parity["max_abs_diff"] > tolerance:
-        raise ParityError(
-            f"{out}: onnxruntime differs from PyTorch on {parity['images']} images: max |logit "
-            f"difference| {parity['max_abs_diff']:.3g} (tolerance {tolerance:g}), top-1 agreement "
-            f"{parity['top1_agreement']:.1%}"
-        )
+    # Written beside, renamed into place once it passed: a failed check leaves no model file.
+    draft = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        # The dynamo (torch.export) exporter: the TorchScript one cannot export the area resize
+        # (adaptive_avg_pool2d to a size that does not divide the input); dynamo passes parity.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                torch_model.net,
+                (example,),
+                str(draft),
+                dynamo=True,
+                external_data=False,  # one self-contained file (models here are far below 2 GB)
+                opset_version=opset,
+                input_names=["images"],
+                output_names=["logits"],
+                dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1, max=4096)}},
+                verbose=False,
+            )
+        add_metadata(draft, torch_model.meta)
+        parity = compare(torch_model, OnnxPredictor(draft), batch)
+        parity["tolerance"] = tolerance
+        if parity["top1_agreement"] < 1.0 or parity["max_abs_diff"] > tolerance:
+            raise ParityError(
+                f"{out}: onnxruntime differs from PyTorch on {parity['images']} images: max "
+                f"|logit difference| {parity['max_abs_diff']:.3g} (tolerance {tolerance:g}), "
+                f"top-1 agreement {parity['top1_agreement']:.1%}; no file written"
+            )
+        draft.replace(out)
+    finally:
+        draft.unlink(missing_ok=True)
     return parity

@@ -33,13 +33,28 @@ class ImagesToLogits(nn.Module):
         return self.model(self.model.prepare_input(images))
 
 
+def float_scopes(model: HDClassifier) -> list[str]:
+    """The modules of the exported graph (``ImagesToLogits``' name scopes) whose own operations
+    int8 must leave in float: the saliency sampler's zoom (its detail prior subtracts large
+    squares, its resampling matrices come from float64 CDFs: int8 there moves where the model
+    looks), found by module type so that a renamed file or attribute cannot hide it."""
+    from hdvision.models.stems.zoom import SaliencySamplerStem
+
+    return [
+        f"model.{name}" for name, m in model.named_modules() if isinstance(m, SaliencySamplerStem)
+    ]
+
+
 def model_meta(model: HDClassifier) -> dict[str, Any]:
-    """Plain data from a model's hyper-parameters: classes, preprocessing, normalisation, spec."""
+    """Plain data from a model's hyper-parameters: classes, preprocessing, normalisation, spec;
+    and the graph scopes int8 keeps in float."""
     hp = model.hparams
     return {
+        "float_scopes": float_scopes(model),
         "class_names": list(hp.class_names),
         "preprocessing": dict(hp.preprocessing),
         "normalization": dict(hp.normalization),
+        "training_data": hp.get("training_data"),
         "model": {
             "backbone": hp.backbone.get("name"),
             "stem": dict(hp.stem),

@@ -9,6 +9,7 @@ not measured here. What int8 gains and costs on the default model: docs/results/
 
 from __future__ import annotations
 
+import ast
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,16 +24,26 @@ from hdvision.inference.samples import decoded_batch, image_rows
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 
-def float_nodes(path: str | Path) -> list[str]:
-    """Nodes to keep in float: the saliency sampler's zoom (its detail prior subtracts large
-    squares and its grid comes from float64 CDFs: int8 there moves where the model looks) and
-    the area resizes (MatMul with averaging constants, on the image's skip path)."""
+def float_nodes(path: str | Path, scopes: list[str] | None) -> list[str]:
+    """Nodes to keep in float: those of the ``scopes`` modules (the export records them, see
+    :func:`~hdvision.inference.predictor.float_scopes`) except their ``inner`` stem, and the
+    area resizes (MatMul with averaging constants, on the image's skip path). An export that
+    predates the record: the saliency sampler found by its class's path in the node scopes."""
     import onnx
 
+    from hdvision.models.stems.zoom import SaliencySamplerStem
+
+    zoom_class = f"{SaliencySamplerStem.__module__}.{SaliencySamplerStem.__qualname__}"
     names = []
     for node in onnx.load(str(path), load_external_data=False).graph.node:
-        scope = {p.key: p.value for p in node.metadata_props}.get("namespace", "")
-        in_zoom = "hdvision.models.stems.zoom." in scope and "model.stem.inner" not in scope
+        meta = {p.key: p.value for p in node.metadata_props}
+        if scopes is not None:
+            node_scopes = ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]"))
+            owner = next((s for s in scopes if s in node_scopes), None)
+            in_zoom = owner is not None and f"{owner}.inner" not in node_scopes
+        else:
+            namespace = meta.get("namespace", "")
+            in_zoom = zoom_class in namespace and ".inner:" not in namespace
         if in_zoom or node.op_type == "MatMul":
             names.append(node.name)
     return names
@@ -60,7 +71,7 @@ def quantize_onnx(
 ) -> dict[str, Any]:
     """Static int8 (QDQ, activations uint8, weights int8 per channel) of an hdvision ONNX file,
     calibrated on ``num_images`` images of ``calibration`` (a folder or manifest of training
-    images; default: generated HD-digits training canvases). The metadata is carried over."""
+    images; default: the training data the model records). The metadata is carried over."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -81,12 +92,12 @@ def quantize_onnx(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
-        rows = image_rows(calibration, pre, num_images, scratch, split="train")
+        rows = image_rows(calibration, source.meta, num_images, "--calibration")
         images = decoded_batch(rows, pre)
         prepared = Path(scratch) / "prepared.onnx"
         # Shape inference and graph optimisation first, as onnxruntime recommends for static int8.
         quant_pre_process(str(model), str(prepared), skip_symbolic_shape=False)
-        keep_float = float_nodes(model)
+        keep_float = float_nodes(model, source.meta.get("float_scopes"))
         quantize_static(
             str(prepared),
             str(out),

@@ -1,45 +1,41 @@
 """Real decoded images for parity checks, int8 calibration and benchmarks: a folder or manifest
-of the user's, or HD-digits canvases written as JPEG files and decoded like any other file."""
+the user names, or else the training data the model's checkpoint records; never a stand-in."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from hdvision.data.hd_digits import HDDigitsSpec, write_chunk
 from hdvision.inference.inputs import InputError, InputRow, list_inputs
 from hdvision.inference.predict import PredictionImages
 
-
-def write_hd_digits(
-    out_dir: str | Path, image_size: tuple[int, int], count: int, split: str = "test", seed: int = 0
-) -> list[InputRow]:
-    """``count`` HD-digits JPEGs at ``image_size`` (digits scaled as the default's 80 px on
-    1080 rows), drawn from ``split``'s source digits; rows carry their labels."""
-    digit = max(8, round(80 * min(image_size) / 1080))
-    canvas = (int(image_size[0]), int(image_size[1]))
-    spec = HDDigitsSpec(canvas=canvas, digit_size=digit, num_distractors=0, seed=seed)
-    out = Path(out_dir)
-    (out / split).mkdir(parents=True, exist_ok=True)
-    return [
-        InputRow(str(out / rel), str(label))
-        for rel, label in write_chunk((spec, split, 0, count, out))
-    ]
+log = logging.getLogger(__name__)
 
 
 def image_rows(
-    source: str | None,
-    preprocessing: dict[str, Any],
-    count: int,
-    scratch: str | Path,
-    split: str = "test",
+    source: str | None, meta: Mapping[str, Any], count: int, option: str
 ) -> list[InputRow]:
-    """Up to ``count`` rows from ``source`` (folder, file or manifest), or generated HD digits
-    in ``scratch`` when ``source`` is None."""
+    """Up to ``count`` rows from ``source`` (a folder, file or manifest); without one, from the
+    training data the model records (``meta["training_data"]``); with neither, an
+    :class:`InputError` that names ``option``, the command-line flag that gives the images."""
     if source is None:
-        return write_hd_digits(scratch, tuple(preprocessing["image_size"]), count, split)
+        recorded = meta.get("training_data")
+        if not recorded:
+            raise InputError(
+                f"no images given and the model records no training data: pass {option} "
+                "DIR_OR_CSV (images the model was trained on)"
+            )
+        if not Path(recorded).exists():
+            raise InputError(
+                f"no images given and the model's training data {recorded} is not on this "
+                f"machine: pass {option} DIR_OR_CSV"
+            )
+        log.info("Images: %s (the model's training data; %s chooses others)", recorded, option)
+        source = str(recorded)
     return list_inputs([source])[:count]
 
 

@@ -66,6 +66,7 @@ class HDClassifier(pl.LightningModule):
         device_augmentations: Mapping[str, Any] | None = None,
         class_names: Sequence[str] | None = None,
         preprocessing: Mapping[str, Any] | None = None,
+        training_data: str | None = None,
         normalization: Mapping[str, Sequence[float]] | None = None,
         pruned: Mapping[str, Any] | None = None,
         distill: Mapping[str, Any] | None = None,
@@ -96,6 +97,8 @@ class HDClassifier(pl.LightningModule):
                     # mean and how images were decoded for the model.
                     "class_names": class_names,
                     "preprocessing": preprocessing,
+                    # A folder or CSV of the training images (calibration, parity checks).
+                    "training_data": training_data,
                     # A pruned backbone's channel counts (hdvision.compress.prune), or None.
                     "pruned": pruned,
                     # Training only (teacher path, alpha, temperature); inference ignores it.
