@@ -124,3 +124,14 @@ def test_bench_infer_measures_every_variant_on_the_same_images(trained_run, tmp_
     assert abs(result["results"][3]["accuracy"] - result["results"][0]["accuracy"]) <= 1 / 8
     assert result["decode_floor_img_s"] > 0
     assert "onnxruntime int8" in format_results(result)
+
+
+def test_quantize_reports_the_tensors_int8_moves_most(exported, tmp_path, capsys):
+    out = tmp_path / "q.onnx"
+    argv = ["quantize", str(exported[0]), "--out", str(out), "--num-images", "8"]
+    assert main([*argv, "--report", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    table = lines[lines.index(next(ln for ln in lines if "worst first" in ln)) + 1 :]
+    assert len(table) == 3
+    model_db = [float(line.split()[0]) for line in table]
+    assert model_db == sorted(model_db) and all(np.isfinite(model_db))

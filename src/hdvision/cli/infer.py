@@ -52,6 +52,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--num-images", type=positive, default=512, help="calibration images")
     q.add_argument("--method", choices=CALIBRATION_METHODS, default="minmax")
     q.add_argument("--out", type=output_file, default="model.int8.onnx")
+    q.add_argument(
+        "--report",
+        type=non_negative,
+        default=0,
+        metavar="N",
+        help="then print the N tensors int8 moves furthest from fp32 (SQNR, 64 images)",
+    )
 
     b = sub.add_parser("bench-infer", help="PyTorch vs onnxruntime fp32 vs int8, side by side")
     b.add_argument("checkpoint")
@@ -136,6 +143,15 @@ def quantize(args: argparse.Namespace) -> int:
         f"int8 model {args.out} ({size:.1f} MB), calibrated ({info['method']}) on "
         f"{info['calibration_images']} images"
     )
+    if args.report:
+        from hdvision.inference.int8_debug import activation_errors, format_errors
+        from hdvision.inference.predictor import OnnxPredictor
+        from hdvision.inference.samples import decoded_batch, image_rows
+
+        meta = OnnxPredictor(args.model).meta
+        rows = image_rows(args.calibration, meta, 64, "--calibration")
+        images = decoded_batch(rows, meta["preprocessing"])
+        print(format_errors(activation_errors(args.model, args.out, images), args.report))
     return 0
 
 
