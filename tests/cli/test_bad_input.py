@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from hdvision.cli.main import HYDRA_COMMANDS, MODULE_OF, main
-from tests.conftest import write_image
+from tests.conftest import TINY, write_image
 
 # (command, arguments, what the one line must say); {ckpt}: a trained checkpoint, {file}: a
 # regular file (a folder expected below it cannot be written), {junk}: a file that is no model.
@@ -76,9 +76,11 @@ def test_bad_input_gets_one_line(command, arguments, message, trained_run, tmp_p
     assert message in err, err
 
 
+TINY_DATA = [o for o in TINY if o.startswith("data.source.")]
 HYDRA_CASES = [
     ("train", ["experiment=effnet_hdd"], "effnet_hdd"),
-    ("train", ["model.backbone.name=resnet999"], "closest: resnet"),
+    # Tiny data: the run generates its data set before it builds the model.
+    ("train", [*TINY_DATA, "model.backbone.name=resnet999"], "closest: resnet"),
     ("eval", ["ckpt_path=/nonexistent.ckpt"], "/nonexistent.ckpt"),
 ]
 

@@ -105,3 +105,13 @@ def test_verdict_says_when_the_seeds_do_not_separate_the_variants(tmp_path):
     assert "more than twice" in verdict(apart)
     runs = plan_runs(tmp_path, ["a", "b"], [1, 2])
     assert [r.name for r in runs] == ["a_s1", "b_s1", "a_s2", "b_s2"]
+
+
+def test_a_study_grows_by_seeds_but_refuses_another_budget(tmp_path):
+    plans = {"budget": {"minutes": None, "images": 8, "seeds": 1}, "overrides": ["seed=1"]}
+    same = {"minutes": None, "images": 8}
+    compare_cli.check_same_study(plans, same, ["seed=1"], tmp_path)  # --seeds 3 later: allowed
+    with pytest.raises(compare_cli.CompareError, match="another budget"):
+        compare_cli.check_same_study(plans, {"minutes": None, "images": 16}, ["seed=1"], tmp_path)
+    with pytest.raises(compare_cli.CompareError, match="another budget or overrides"):
+        compare_cli.check_same_study(plans, same, ["seed=2"], tmp_path)

@@ -113,7 +113,7 @@ def check_data(cfgs: dict[str, Any], out: Path) -> None:
         report.write_text("ok\n")
 
 
-def schedule(cfg: Any, overrides: list[str], minutes: float | None, images: int | None) -> dict:
+def schedule(cfg: Any, minutes: float | None, images: int | None) -> dict:
     """The training budget of one variant as overrides (max_steps, max_epochs, max_time)."""
     from hydra.utils import instantiate
 
@@ -196,6 +196,17 @@ def run_one(run: Run, overrides: list[str], plan: dict[str, Any]) -> int:
     return code
 
 
+def check_same_study(plans: dict[str, Any], budget: dict, shared: list[str], out: Path) -> None:
+    """A study folder continues only under the budget and overrides it was planned with. Seeds
+    are left out: more seeds later extend the same study and keep the runs already done."""
+    recorded = {k: v for k, v in plans.get("budget", {}).items() if k != "seeds"}
+    if plans and (recorded != budget or plans.get("overrides") != shared):
+        raise CompareError(
+            f"{out} holds a study with another budget or overrides ({plans.get('budget')}, "
+            f"{plans.get('overrides')}); pass another --out"
+        )
+
+
 def compare(args: argparse.Namespace) -> int:
     base = [o for o in args.overrides if o.startswith("experiment=")]
     shared = [o for o in args.overrides if not o.startswith("experiment=")]
@@ -209,23 +220,17 @@ def compare(args: argparse.Namespace) -> int:
     check_variants(variants)
     out = Path(args.out or Path("logs", "compare", "_".join(variants)))
     out.mkdir(parents=True, exist_ok=True)
-    budget = {"minutes": args.minutes, "images": args.images, "seeds": args.seeds}
+    budget = {"minutes": args.minutes, "images": args.images}
     plan_file = out / "plan.json"
     plans: dict[str, Any] = json.loads(plan_file.read_text()) if plan_file.is_file() else {}
-    if plans and (plans.get("budget") != budget or plans.get("overrides") != shared):
-        raise CompareError(
-            f"{out} holds a study with another budget or overrides ({plans.get('budget')}, "
-            f"{plans.get('overrides')}); pass another --out"
-        )
+    check_same_study(plans, budget, shared, out)
     cfgs = {
         v: (compose([f"experiment={v}", *shared]), [f"experiment={v}", *shared]) for v in variants
     }
     check_data(cfgs, out)
     for variant, (cfg, _) in cfgs.items():
         if variant not in plans.get("variants", {}):
-            plans.setdefault("variants", {})[variant] = schedule(
-                cfg, shared, args.minutes, args.images
-            )
+            plans.setdefault("variants", {})[variant] = schedule(cfg, args.minutes, args.images)
             plan_file.write_text(
                 json.dumps({**plans, "budget": budget, "overrides": shared}, indent=2)
             )

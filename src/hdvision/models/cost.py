@@ -150,7 +150,9 @@ def measure_train_step(
             torch.cuda.synchronize(device)
         if step > 0:  # the first step pays one-off allocation and kernel selection
             elapsed += time.perf_counter() - start
-    peak_rise = _peak_memory_bytes(device) - peak_before
+    # VmHWM is only folded with the current RSS when read, so a later reading can come out a few
+    # KiB lower than an earlier one after pages were given back: no rise is 0, not negative.
+    peak_rise = max(0, _peak_memory_bytes(device) - peak_before)
     for p in params:
         p.grad = None
     model.load_state_dict(state)
