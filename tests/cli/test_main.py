@@ -98,6 +98,8 @@ def test_cost_prints_stem_and_backbone(tmp_path, capsys, monkeypatch):
     assert code == 0 and "stem" in out and "backbone" in out and "GFLOPs" in out
     step = r"train step: [0-9.]+ ms per image, peak memory \+\d+ MB per image \(batch 2"
     assert re.search(step, out)
+    parts = r"inference \(eval, no grad\), ms per image: prepare [0-9.]+, stem [0-9.]+, backbone"
+    assert re.search(parts, out)
 
 
 def test_unknown_subcommand_exits_with_usage():

@@ -42,16 +42,21 @@ def test_report_splits_stem_and_backbone_for_a_tiny_model():
     assert report["backbone"]["train_activation_mb"] > 0
 
 
-def test_step_timer_trains_but_leaves_the_model_as_it_was():
-    from hdvision.models.cost import measure_train_step
+def _tiny_model():
     from hdvision.models.module import HDClassifier
 
-    model = HDClassifier(
+    return HDClassifier(
         backbone={"name": "test_efficientnet", "weights": None},
         stem={"name": "space_to_depth", "factor": 2, "width": 8, "depth": 1},
         num_classes=10,
         backbone_input=(16, 24),
     )
+
+
+def test_step_timer_trains_but_leaves_the_model_as_it_was():
+    from hdvision.models.cost import measure_train_step
+
+    model = _tiny_model()
     model.eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     step = measure_train_step(model, (32, 48), batch_size=2, steps=2)
@@ -94,3 +99,16 @@ def test_step_peak_memory_sees_the_activations_of_a_fresh_process():
     # >= 96 MB per image are kept for backward, but the process's peak RSS is a coarse gauge
     # (measured 75-200 MB per image here): only ask for most of one such tensor.
     assert float(done.stdout.strip()) > 40
+
+
+def test_inference_parts_time_each_part_and_leave_the_mode_alone():
+    from hdvision.models.cost import measure_inference_parts
+
+    model = _tiny_model()
+    model.train()
+    calls = []
+    model.stem.register_forward_hook(lambda m, i, o: calls.append(tuple(o.shape)))
+    parts = measure_inference_parts(model, (32, 48), batch_size=2, steps=2)
+    assert set(parts) == {"prepare_ms", "stem_ms", "backbone_ms"}
+    assert all(v > 0 for v in parts.values()), parts
+    assert calls == [(2, 3, 16, 24)] * 3 and model.training  # warm-up + 2 timed rounds

@@ -247,7 +247,8 @@ def compare(args: argparse.Namespace) -> int:
     summary = summarize(results)
     table, decided = format_table(summary), verdict(summary)
     plot_curves(results, out / "curves.png", args.metric)
-    command = " ".join(["hdvision compare", *args.overrides, f"--variants {args.variants}"])
+    variants_arg = [f"--variants {args.variants}"] if args.variants.strip() else []
+    command = " ".join(["hdvision compare", *args.overrides, *variants_arg])
     unit = f"--minutes {args.minutes:g}" if args.minutes else f"--images {args.images}"
     (out / "compare.md").write_text(
         f"```bash\n{command} {unit} --seeds {args.seeds}\n```\n\n{table}\n\n{decided}\n\n"

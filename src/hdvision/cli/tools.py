@@ -67,6 +67,7 @@ def cost(args: argparse.Namespace) -> int:
 
     from hdvision.models.cost import (
         format_cost_report,
+        measure_inference_parts,
         measure_train_step,
         model_cost_report,
         stem_input_size,
@@ -75,17 +76,24 @@ def cost(args: argparse.Namespace) -> int:
     cfg = compose(args.overrides)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model, num_classes=datamodule.num_classes)
-    step = None
+    step = parts = None
     if args.time_steps:
         # Before the report: its batch-2 forward passes would set the process's peak RSS first.
         size = stem_input_size(model, datamodule.sample_size)
         step = measure_train_step(model, size, args.batch_size, args.time_steps)
+        parts = measure_inference_parts(model, size, args.batch_size, args.time_steps)
     print(format_cost_report(model_cost_report(model, datamodule.sample_size)))
     if step is not None:
         print(
             f"train step: {step['ms_per_image']:.1f} ms per image, peak memory "
             f"+{step['peak_mb_per_image']:.0f} MB per image (batch {args.batch_size}, mean of "
             f"{args.time_steps} steps after a warm-up, {torch.get_num_threads()} threads)"
+        )
+    if parts is not None:
+        print(
+            "inference (eval, no grad), ms per image: "
+            + ", ".join(f"{k.removesuffix('_ms')} {v:.1f}" for k, v in parts.items())
+            + f" (batch {args.batch_size})"
         )
     return 0
 

@@ -163,6 +163,36 @@ def measure_train_step(
     }
 
 
+def measure_inference_parts(
+    model: HDClassifier, input_size: Sequence[int], batch_size: int = 16, steps: int = 3
+) -> dict[str, float]:
+    """Eval-mode ms per image of each part of a prediction: input preparation (uint8 → normalised
+    float), the stem and the backbone (with its head), timed apart after one untimed round; which
+    part to make cheaper. The model is left in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    images = torch.randint(0, 256, (batch_size, 3, *input_size), dtype=torch.uint8, device=device)
+    totals = {"prepare_ms": 0.0, "stem_ms": 0.0, "backbone_ms": 0.0}
+
+    def timed(name: str, step: int, fn: Any, *args: Any) -> Any:
+        start = time.perf_counter()
+        out = fn(*args)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if step > 0:  # the first round pays one-off allocation and kernel selection
+            totals[name] += time.perf_counter() - start
+        return out
+
+    with torch.no_grad():
+        for step in range(steps + 1):
+            x = timed("prepare_ms", step, model.prepare_input, images)
+            x = timed("stem_ms", step, model.stem, x)
+            timed("backbone_ms", step, model.backbone, x)
+    model.train(was_training)
+    return {k: 1000 * v / (steps * batch_size) for k, v in totals.items()}
+
+
 def log_cost_report(
     model: HDClassifier,
     input_size: Sequence[int],
