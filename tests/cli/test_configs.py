@@ -211,6 +211,19 @@ def test_photo_experiments_differ_from_each_other_only_in_the_stem(tmp_path):
     assert cfgs["photo_hd_area"].model.stem.name == "resize"
 
 
+def test_photo_recipes_without_the_zoom_read_the_same_photo_data_set(tmp_path):
+    """photo_hd_s2d and photo_hd_windows sit in the zoom's table: same canvases, same decode."""
+    zoom = compose("train", ["experiment=photo_hd_zoom"], tmp_path)
+    s2d = compose("train", ["experiment=photo_hd_s2d"], tmp_path)
+    windows = compose("train", ["experiment=photo_hd_windows"], tmp_path)
+    for cfg in (s2d, windows):
+        assert cfg.data.source == zoom.data.source and cfg.data.aug_scale == zoom.data.aug_scale
+    assert s2d.model.stem.name == "space_to_depth" and s2d.model.backbone_input == [135, 240]
+    assert windows.model.stem.name == "none" and windows.model.backbone_input is None
+    assert windows.model.backbone.name == "hdvision_detail_windows"
+    assert windows.data.cache is True and not windows.data.augmentations
+
+
 def test_megapixel_mnist_variants_share_data_and_backbone_input(tmp_path):
     variants = ("area", "space_to_depth", "zoom", "zoom_from_half", "patch_select")
     cfgs = {v: compose("train", [f"experiment=mpmnist_{v}"], tmp_path) for v in variants}

