@@ -129,7 +129,7 @@ class DetailWindows(nn.Module):
         window_encoder: nn.Module = (
             WindowEncoder(in_chans, width)
             if encoder is None
-            else create_backbone(encoder, num_classes=0, weights=encoder_weights)
+            else create_backbone(encoder, num_classes=0, weights=encoder_weights, in_chans=in_chans)
         )
         self.encoder = window_encoder.to(memory_format=torch.channels_last)
         self.drop = nn.Dropout(drop_rate)
@@ -139,9 +139,10 @@ class DetailWindows(nn.Module):
         features = int(features or window_encoder.num_features)  # type: ignore[arg-type]
         self.classifier = nn.Linear(features, num_classes + 1)
         if nothing_prior > 0:
-            # Most candidates show no object. Starting them there keeps the counts small, so
-            # the first windows the encoder recognises move the image's scores at once instead
-            # of being averaged into a hundred uniform guesses (the focal-loss bias trick).
+            # Most candidates show no object. Starting them there keeps the counts small, so that
+            # the first windows the encoder recognises can move the image's scores instead of
+            # being averaged into a hundred uniform guesses (the focal-loss bias trick). On the
+            # photo canvases it did not get learning started (docs/results/megapixel_mnist.md).
             with torch.no_grad():
                 self.classifier.bias[num_classes] = math.log(
                     nothing_prior / (1 - nothing_prior) * num_classes
