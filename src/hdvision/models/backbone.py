@@ -187,6 +187,14 @@ def create_backbone(
     return model
 
 
+def pooled_width(model: nn.Module) -> int:
+    """The width of a timm model's pooled features (``num_classes=0``): ``head_hidden_size``
+    where a head convolution follows the pooling (MobileNetV3: 288 channels pooled, 1024 out),
+    otherwise ``num_features``. Small hdvision encoders only set ``num_features``."""
+    width = getattr(model, "head_hidden_size", None) or model.num_features
+    return int(width)  # type: ignore[arg-type]  # an int attribute of timm models
+
+
 def normalization(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The input mean/std of ``model``'s pretrained config (timm's single source of truth)."""
     cfg = timm.data.resolve_data_config({}, model=model)

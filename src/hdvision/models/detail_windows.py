@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from timm.models import register_model
 from torch import nn
 
-from hdvision.models.backbone import create_backbone
+from hdvision.models.backbone import create_backbone, pooled_width
 from hdvision.models.layers import cell_detail, conv_bn_act
 
 
@@ -134,10 +134,7 @@ class DetailWindows(nn.Module):
         self.encoder = window_encoder.to(memory_format=torch.channels_last)
         self.drop = nn.Dropout(drop_rate)
         # One more output than classes: "nothing of interest in this window".
-        # timm's pooled output width (past a MobileNetV3's conv_head: head_hidden_size).
-        features = getattr(window_encoder, "head_hidden_size", None)
-        features = int(features or window_encoder.num_features)  # type: ignore[arg-type]
-        self.classifier = nn.Linear(features, num_classes + 1)
+        self.classifier = nn.Linear(pooled_width(window_encoder), num_classes + 1)
         if nothing_prior > 0:
             # Most candidates show no object. Starting them there keeps the counts small, so that
             # the first windows the encoder recognises can move the image's scores instead of

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from timm.models import register_model
 from torch import nn
 
-from hdvision.models.backbone import create_backbone
+from hdvision.models.backbone import create_backbone, pooled_width
 
 
 class PatchSelect(nn.Module):
@@ -50,7 +50,7 @@ class PatchSelect(nn.Module):
         self.k, self.score_size, self.chunk = k, score_size, chunk
         self.num_classes = num_classes
         self.encoder = create_backbone(encoder, num_classes=0, weights=encoder_weights)
-        dim: int = self.encoder.num_features  # type: ignore[assignment]  # timm: pooled width
+        dim = pooled_width(self.encoder)
         self.attention = nn.Sequential(
             nn.Linear(dim, attention_dim), nn.Tanh(), nn.Linear(attention_dim, 1)
         )
