@@ -23,7 +23,7 @@ import torch
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_warn
 from torch.nn.modules.batchnorm import _BatchNorm
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 
 from hdvision.trainer.context import datamodule_of
 
@@ -33,18 +33,21 @@ def without_persistent_workers(loader: Any) -> Any:
     persistent set would stay for the whole fit (3 x num_workers processes on a small machine)."""
     if not isinstance(loader, DataLoader) or not loader.persistent_workers:
         return loader
-    return DataLoader(
-        loader.dataset,
-        batch_size=loader.batch_size,
-        sampler=loader.sampler,
-        num_workers=loader.num_workers,
-        collate_fn=loader.collate_fn,
-        pin_memory=loader.pin_memory,
-        drop_last=loader.drop_last,
-        prefetch_factor=loader.prefetch_factor,
-        worker_init_fn=loader.worker_init_fn,
-        persistent_workers=False,
-    )
+    # A streamed (iterable) data set has no sampler to hand on; its loader class (LitData's)
+    # takes the same arguments otherwise.
+    kwargs: dict[str, Any] = {
+        "batch_size": loader.batch_size,
+        "num_workers": loader.num_workers,
+        "collate_fn": loader.collate_fn,
+        "pin_memory": loader.pin_memory,
+        "drop_last": loader.drop_last,
+        "prefetch_factor": loader.prefetch_factor,
+        "worker_init_fn": loader.worker_init_fn,
+        "persistent_workers": False,
+    }
+    if not isinstance(loader.dataset, IterableDataset):
+        kwargs["sampler"] = loader.sampler
+    return type(loader)(loader.dataset, **kwargs)
 
 
 def model_inputs(pl_module: pl.LightningModule, loader: Any, num_batches: int) -> Iterator[Any]:

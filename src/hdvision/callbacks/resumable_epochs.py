@@ -17,6 +17,12 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch) % 2**32
 
 
+def _is_stream(loader: Any) -> bool:
+    """A loader that keeps its own position (LitData's StreamingDataLoader), not a sampler's."""
+    sampler = getattr(loader, "sampler", None)
+    return not isinstance(sampler, SeededSampler) and callable(getattr(loader, "state_dict", None))
+
+
 class ResumableEpochs(pl.Callback):
     """At each training epoch start:
 
@@ -33,6 +39,7 @@ class ResumableEpochs(pl.Callback):
     def __init__(self, seed: int | None = 0) -> None:
         self.seed = 0 if seed is None else int(seed)
         self._restored: dict[str, Any] | None = None
+        self._rng_at_next_batch: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
         # Plain tensors and numbers only: checkpoints load with weights_only=True.
@@ -66,9 +73,12 @@ class ResumableEpochs(pl.Callback):
         loader = trainer.train_dataloader
         sampler = getattr(loader, "sampler", None)
         restored, self._restored = self._restored, None
-        # Lightning skips on_train_epoch_start when it restarts mid-epoch: continue that epoch here.
+        if _is_stream(loader):
+            self._resume_stream(trainer, loader, restored)
+            return
         if not (fit_loop.restarted_mid_epoch and isinstance(sampler, SeededSampler)):
             return
+        # Lightning skips on_train_epoch_start when it restarts mid-epoch: continue that epoch here.
         done = fit_loop.epoch_loop.batch_progress.current.completed
         # Typed as its base class; the fit loop's epoch progress tracks `processed` too.
         sampler.set_epoch(fit_loop.epoch_progress.current.processed)  # type: ignore[attr-defined]
@@ -79,8 +89,43 @@ class ResumableEpochs(pl.Callback):
         # uninterrupted run did before the epoch's first batch, not mid-epoch.
         self._restore_rng(restored)
 
+    def _resume_stream(self, trainer: pl.Trainer, loader: Any, restored: dict | None) -> None:
+        """A stateful loader (LitData's, data=shards) continues its stream from the state
+        Lightning saved in the checkpoint (samples yielded, its epoch counter)."""
+        fit_loop = trainer.fit_loop
+        # Lightning hands the saved state over only when it sets the loader up after restoring
+        # the checkpoint; a scheduler that asks for estimated_stepping_batches sets it up before.
+        # (Lightning's own loading also skips a restart at an epoch's end.)
+        states, combined = fit_loop._combined_loader_states_to_load, fit_loop._combined_loader
+        pending = bool(states) and combined is not None
+        if pending:
+            combined._load_state_dicts(states)  # type: ignore[union-attr]
+            fit_loop._combined_loader_states_to_load = []
+        stale = False
+        if not fit_loop.restarted_mid_epoch and getattr(loader, "restore", False):
+            loader.restore = False  # the saved epoch had ended: the next one starts fresh
+            stale = True
+        if (pending or stale) and fit_loop._data_fetcher is not None:
+            iter(fit_loop._data_fetcher)
+        if fit_loop.restarted_mid_epoch:
+            # LitData's loader starts its workers (drawing their base seed from torch's
+            # generator) at the first batch, not at iter(): restore the states there.
+            self._rng_at_next_batch = restored
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        restored, self._rng_at_next_batch = self._rng_at_next_batch, None
+        self._restore_rng(restored)
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         fit_loop = trainer.fit_loop
+        loader = trainer.train_dataloader
+        if loader is not None and _is_stream(loader) and getattr(loader, "restore", False):
+            # LitData clears its resume flag only when an epoch is read to the end; Lightning
+            # stops at the epoch's length, so after a resumed epoch the next one would replay
+            # the resumed position (an empty epoch).
+            loader.restore = False
         sampler = getattr(trainer.train_dataloader, "sampler", None)
         # Lightning's own condition for *not* starting a new iterator (training_epoch_loop.py).
         kept = fit_loop.is_resuming or fit_loop.epoch_loop.restarting

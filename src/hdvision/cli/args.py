@@ -41,6 +41,23 @@ def image_size(text: str) -> tuple[int, int]:
     return height, width
 
 
+def byte_size(text: str) -> int:
+    """A size in bytes: ``256MB``, ``1GB``, ``512kB`` (powers of 10) or a plain number."""
+    value = text.strip().lower()
+    factor = 1
+    for unit, scale in (("kb", 10**3), ("mb", 10**6), ("gb", 10**9), ("b", 1)):
+        if value.endswith(unit):
+            value, factor = value.removesuffix(unit).strip(), scale
+            break
+    try:
+        size = int(float(value) * factor)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise argparse.ArgumentTypeError(f"must be a size such as 256MB or 1GB, got {text!r}")
+    return size
+
+
 def unit_fraction(text: str) -> float:
     """A number in (0, 1]."""
     try:

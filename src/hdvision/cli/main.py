@@ -1,5 +1,5 @@
-"""The `hdvision` console script: train, eval (Hydra), check-data, cost, bench-data, bench-loader,
-sweep-summary, compare, predict, export, quantize, bench-infer, bench-models, prune,
+"""The `hdvision` console script: train, eval (Hydra), check-data, shard, cost, bench-data,
+bench-loader, sweep-summary, compare, predict, export, quantize, bench-infer, bench-models, prune,
 resolution-search."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ HYDRA_COMMANDS = ("train", "eval")
 # its module: `hdvision sweep-summary` does not wait for torch, timm and Lightning to import.
 MODULE_OF = {
     "check-data": "tools",
+    "shard": "tools",
     "cost": "tools",
     "bench-data": "tools",
     "bench-loader": "tools",

@@ -1,5 +1,5 @@
-"""Questions about data and models, answered without training: ``hdvision check-data | cost |
-bench-data | bench-loader | sweep-summary`` (argparse; the work is in :mod:`hdvision.tools` and
+"""Data and models, without training: ``hdvision check-data | shard | cost | bench-data |
+bench-loader | sweep-summary`` (argparse; the work is in :mod:`hdvision.tools` and
 :mod:`hdvision.models.cost`)."""
 
 from __future__ import annotations
@@ -8,7 +8,14 @@ import argparse
 import json
 from pathlib import Path
 
-from hdvision.cli.args import image_size, non_negative, output_file, positive, unit_fraction
+from hdvision.cli.args import (
+    byte_size,
+    image_size,
+    non_negative,
+    output_file,
+    positive,
+    unit_fraction,
+)
 from hdvision.cli.configs import compose, set_up_datamodule
 from hdvision.data.listing import SPLITS
 
@@ -18,6 +25,15 @@ OVERRIDES_HELP = "Hydra overrides, e.g. data=folder data.source.root=DIR"
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     check = sub.add_parser("check-data", help="scan a data set: counts, sizes, modes, bad files")
     check.add_argument("overrides", nargs="*", help=OVERRIDES_HELP)
+
+    shard = sub.add_parser(
+        "shard", help="write the configured data set as shards (data=shards streams them)"
+    )
+    shard.add_argument("overrides", nargs="*", help=OVERRIDES_HELP)
+    shard.add_argument("--out", required=True, help="folder to write (then copy it to a bucket)")
+    shard.add_argument(
+        "--shard-size", type=byte_size, default="256MB", help="bytes per shard (default 256MB)"
+    )
 
     cost = sub.add_parser("cost", help="params, FLOPs and training memory of the configured model")
     cost.add_argument("overrides", nargs="*", help=OVERRIDES_HELP)
@@ -59,6 +75,40 @@ def check_data(args: argparse.Namespace) -> int:
 
     datamodule = set_up_datamodule(args.overrides + ["data.on_bad_image=skip"])
     return 1 if check_splits(datamodule) else 0
+
+
+def shard(args: argparse.Namespace) -> int:
+    """List the configured data set as training would (same checks), then write its shards."""
+    from hydra.utils import instantiate
+    from tqdm import tqdm
+
+    from hdvision.data.datamodule import check_disjoint_splits
+    from hdvision.data.listing import report_problems
+    from hdvision.data.shard_writer import write_shards
+
+    datamodule = instantiate(compose(args.overrides).data)
+    datamodule.prepare_data()
+    names = datamodule.class_names
+    splits = datamodule.source.splits(names)
+    for split, listed in splits.items():
+        report_problems(listed, f"the {split} split", datamodule.on_bad_image)
+    check_disjoint_splits(splits)
+    bars: dict[str, tqdm] = {}
+
+    def progress(split: str, done: int, total: int) -> None:
+        if split not in bars:
+            bars[split] = tqdm(total=total, desc=f"shard {split}", unit="img")
+        bar = bars[split]
+        bar.update(done - bar.n)
+        if done == total:
+            bar.close()
+
+    out, wrote = write_shards(splits, names, args.out, args.shard_size, progress)
+    counts = {s: len(listed) for s, listed in splits.items()}
+    state = "written" if wrote else "already there (same data set), nothing written"
+    print(f"shards of {counts} images, {len(names)} classes at {out}: {state}")
+    print(f"train on them with: data=shards data.source.uri={out.resolve()}")
+    return 0
 
 
 def cost(args: argparse.Namespace) -> int:
@@ -135,6 +185,7 @@ def sweep_summary(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "check-data": check_data,
+    "shard": shard,
     "cost": cost,
     "bench-loader": bench_loader,
     "bench-data": bench_data,

@@ -1,5 +1,5 @@
-"""Images from disk to uint8 batches: sources list samples, the decoder reads them at reduced scale,
-Albumentations augments, one LightningDataModule batches them.
+"""Images from disk or shards to uint8 batches: sources list (or stream) samples, the decoder
+reads them at reduced scale, Albumentations augments, one LightningDataModule batches them.
 
 Configs name these by their short paths (``_target_: hdvision.data.FolderSource``), so moving a
 file inside the package does not break an experiment file. They are imported on first use: a
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from hdvision.data.listing import SPLITS as SPLITS
     from hdvision.data.listing import DataSourceError as DataSourceError
     from hdvision.data.listing import SampleList as SampleList
+    from hdvision.data.shards import ShardSource as ShardSource
     from hdvision.data.sources import DataSource as DataSource
     from hdvision.data.sources import FolderSource as FolderSource
     from hdvision.data.sources import HDDigitsSource as HDDigitsSource
@@ -38,6 +39,7 @@ _EXPORTS = {
     "HDDigitsSource": "sources",
     "ManifestSource": "sources",
     "MNISTDigitsSource": "sources",
+    "ShardSource": "shards",
 }
 __all__ = list(_EXPORTS)
 

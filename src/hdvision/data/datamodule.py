@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from hdvision.data.augment import build_augmentations
 from hdvision.data.cache import DecodeCache
@@ -111,7 +112,10 @@ class HDImageDataModule(pl.LightningDataModule):
         self.prefetch_factor = prefetch_factor if num_workers > 0 else None
         self.seed = seed
         self._class_names = list(class_names) if class_names is not None else None
-        self.datasets: dict[str, ImageDataset] = {}
+        self.datasets: dict[str, Dataset] = {}
+        # Streamed splits: each loader gets its own data set object (a stream's position lives
+        # in it), so a second loader over a split (precise BN) cannot move the training one's.
+        self._streams: dict[str, Callable[[], Any]] = {}
         # Listing problems per split (missing files, unknown labels, ...), left out of the data
         # under on_bad_image=skip; `hdvision check-data` names them.
         self.problems: dict[str, list[str]] = {}
@@ -154,8 +158,17 @@ class HDImageDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         self.source.prepare()
 
+    def _transform(self, train: bool) -> Any:
+        size = self.aug_size if train else self.sample_size
+        return build_augmentations(
+            self.augmentations, size, self.decode.fit, train, output_size=self.sample_size
+        )
+
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
+            return
+        if callable(getattr(self.source, "stream", None)):
+            self._setup_streams()
             return
         sources = self.source.splits(self.class_names)
         check_disjoint_splits(sources)
@@ -164,16 +177,42 @@ class HDImageDataModule(pl.LightningDataModule):
             self.problems[split] = list(source.problems)
             train = split == "train"
             size = self.aug_size if train else self.sample_size
-            transform = build_augmentations(
-                self.augmentations, size, self.decode.fit, train, output_size=self.sample_size
-            )
+            transform = self._transform(train)
             decode: Callable[[str], np.ndarray] = self.decode.at(size)
             if self.cache_root is not None:
                 decode = self._cached(split, [p for p, _ in source.samples], self.decode.at(size))
             self.datasets[split] = ImageDataset(
                 source.samples, decode, transform, self.on_bad_image
             )
-        counts = {s: len(d) for s, d in self.datasets.items()}
+        self._log_counts()
+
+    def _setup_streams(self) -> None:
+        """Sources that stream (shards): each split is an iterable data set that decodes and
+        augments as the file sources do; LitData splits it over ranks and workers."""
+        if self.cache_root is not None:
+            raise DataSourceError(
+                "data.cache does not apply to a streamed source (data=shards); set data.cache=false"
+            )
+        for split in ("train", "val", "test"):
+            train = split == "train"
+            size = self.aug_size if train else self.sample_size
+            stream = partial(
+                self.source.stream,  # type: ignore[attr-defined]
+                split,
+                self.decode.at(size),
+                self._transform(train),
+                self.on_bad_image,
+                train,
+                self.seed,
+            )
+            dataset = stream()
+            if dataset is not None:
+                self.datasets[split] = dataset
+                self._streams[split] = stream
+        self._log_counts()
+
+    def _log_counts(self) -> None:
+        counts = {s: len(d) for s, d in self.datasets.items()}  # type: ignore[arg-type]
         log.info(
             "Data: %s, %d classes, samples at %s (aug_scale=%s)",
             counts,
@@ -207,7 +246,9 @@ class HDImageDataModule(pl.LightningDataModule):
         batch_size = per_device_batch_size(
             self.batch_size if train else self.eval_batch_size, world_size, key
         )
-        sampler = SeededSampler(len(dataset), train, self.seed, world_size, rank)
+        if split in self._streams:
+            return self._stream_loader(self._streams[split](), batch_size, train)
+        sampler = SeededSampler(len(dataset), train, self.seed, world_size, rank)  # type: ignore[arg-type]
         return DataLoader(
             dataset,
             batch_size=batch_size,
@@ -218,6 +259,24 @@ class HDImageDataModule(pl.LightningDataModule):
             persistent_workers=self.persistent_workers,
             prefetch_factor=self.prefetch_factor,
             drop_last=train and len(sampler) > batch_size,
+        )
+
+    def _stream_loader(self, dataset: IterableDataset, batch_size: int, train: bool) -> DataLoader:
+        # LitData's loader: its state_dict (samples yielded per worker) is what Lightning saves
+        # in checkpoints, so a mid-epoch resume continues with the samples not yet seen.
+        from litdata import StreamingDataLoader
+
+        from hdvision.data.shards import collate_shard_samples
+
+        return StreamingDataLoader(
+            dataset,
+            batch_size=batch_size,
+            num_workers=self.num_workers,
+            collate_fn=collate_shard_samples,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers,
+            prefetch_factor=self.prefetch_factor,
+            drop_last=train and len(dataset) > batch_size,  # type: ignore[arg-type]
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -7,6 +7,7 @@ matches a full decode + area resize closely.
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -71,12 +72,14 @@ def decode_image(
     fit: str = "letterbox",
     reduced: bool = True,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    data: bytes | None = None,
 ) -> np.ndarray:
     """Decode ``path`` to an (H, W, 3) uint8 array with EXIF orientation applied.
 
     ``size`` (h, w) is the resize target that keeps the aspect ratio (``fit`` = letterbox: fits
     inside, crop: covers); padding or cropping to exactly ``size`` is left to the caller so that it
     can be random at train time. ``reduced`` lets JPEGs decode at ½/¼/⅛ scale first.
+    ``data``: the file's encoded bytes (a shard member); ``path`` then only names it in errors.
     Raises :class:`BadImageError` naming the file for anything unusable.
     """
     # Pillow's own bomb guard (~89.5 Mpx by default) would refuse files that data.max_pixels
@@ -86,7 +89,7 @@ def decode_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image: Image.Image = Image.open(path)
+            image: Image.Image = Image.open(path if data is None else io.BytesIO(data))
         width, height = image.size
         if width * height > max_pixels:
             raise BadImageError(
@@ -154,6 +157,11 @@ class DecodeSettings:
 
     def __call__(self, path: str | Path) -> np.ndarray:
         return decode_image(path, self.size, self.fit, self.reduced, self.max_pixels)
+
+    def decode_bytes(self, data: bytes, name: str) -> np.ndarray:
+        """Decode a file's encoded bytes (a shard member) exactly as the file; ``name`` names it
+        in errors."""
+        return decode_image(name, self.size, self.fit, self.reduced, self.max_pixels, data)
 
     def at(self, size: Sequence[int] | None) -> DecodeSettings:
         """The same settings for another target size."""

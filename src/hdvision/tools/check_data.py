@@ -1,10 +1,24 @@
-"""``hdvision check-data``: every split of a data set scanned without training: counts per class,
-sizes, modes, and every file that cannot be used, each named with why."""
+"""``hdvision check-data``: every split of a data set (files or shards) scanned without training:
+counts per class, sizes, modes, and every file or shard member that cannot be used, each named
+with why."""
 
 from __future__ import annotations
 
+import io
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
+
+
+def _members(dataset: Any) -> Iterator[tuple[str, int, Any]]:
+    """(name, label, what PIL opens) of every member: a file's path, or a shard member's bytes."""
+    members = getattr(dataset, "members", None)
+    if callable(members):  # a streamed split (hdvision.data.shards.ShardDataset)
+        for name, label, data in members():
+            yield name, label, io.BytesIO(data)
+    else:
+        for path, label in dataset.samples:
+            yield path, label, path
 
 
 def check_splits(datamodule: Any) -> list[str]:
@@ -12,7 +26,7 @@ def check_splits(datamodule: Any) -> list[str]:
     datamodule (listed with ``data.on_bad_image=skip``); returns the problems' messages."""
     from PIL import Image
 
-    from hdvision.data.decode import BadImageError
+    from hdvision.data.decode import BadImageError, decode_image
 
     bad: list[str] = []
     decode = datamodule.decode.at((64, 64))  # small: a decode check, not the training decode
@@ -23,18 +37,21 @@ def check_splits(datamodule: Any) -> list[str]:
         per_class: Counter = Counter()
         sizes: Counter = Counter()
         modes: Counter = Counter()
-        for path, label in dataset.samples:
+        count = 0
+        for name, label, opened in _members(dataset):
+            count += 1
             per_class[datamodule.class_names[label]] += 1
+            data = opened.getvalue() if isinstance(opened, io.BytesIO) else None
             try:
                 # Decoding first: it names every way a file can be refused, before or while
                 # decoding; a file it accepts opens for the statistics.
-                decode(path)
-                with Image.open(path) as image:
+                decode_image(name, decode.size, decode.fit, decode.reduced, decode.max_pixels, data)
+                with Image.open(opened) as image:
                     sizes[f"{image.width}x{image.height}"] += 1
                     modes[image.mode] += 1
             except BadImageError as err:
                 bad.append(str(err))
-        print(f"[{split}] {len(dataset)} images")
+        print(f"[{split}] {count} images")
         print(f"  per class: {dict(sorted(per_class.items()))}")
         print(f"  sizes: {dict(sizes.most_common(5))}{' ...' if len(sizes) > 5 else ''}")
         print(f"  modes: {dict(modes)}")
