@@ -175,3 +175,24 @@ def test_cuda_without_a_gpu_and_foreign_labels_get_one_line(trained_run, tmp_pat
     (tmp_path / "m.csv").write_text("path,label\na.jpg,zebra\n")
     assert main(["predict", ckpt, str(tmp_path / "m.csv"), "--out", out, "--workers", "0"]) == 2
     assert "['zebra'] in the manifest are not among the model's classes" in capsys.readouterr().err
+
+
+def test_predict_on_shards_over_http_matches_the_files(trained_run, tmp_path, monkeypatch):
+    from hdvision.data.shard_writer import write_shards
+    from hdvision.data.sources import ManifestSource
+    from tests.helpers.servers import http_server
+
+    data = trained_run["data"]
+    source = ManifestSource(*(str(data / f"{s}.csv") for s in ("train", "val", "test")))
+    names = source.class_names()
+    write_shards(source.splits(names), names, tmp_path / "site" / "digits", 4_000)
+    monkeypatch.chdir(tmp_path)  # the chunk cache goes to ./data/shard_cache
+    out = tmp_path / "p.csv"
+    with http_server(tmp_path / "site") as url:
+        args = ["predict", str(trained_run["ckpt"]), f"{url}/digits/test", "--out", str(out)]
+        assert main([*args, "--workers", "2"]) == 0
+    rows = _rows(out)
+    assert len(rows) == len(_rows(data / "test.csv"))
+    assert all("/digits/test/chunk-" in r["path"] and ".bin: " in r["path"] for r in rows)
+    accuracy = sum(r["label"] == r["true_label"] for r in rows) / len(rows)
+    assert accuracy == pytest.approx(trained_run["metrics"]["test/acc"])

@@ -149,7 +149,9 @@ def _gradient_batches(
     labels = label_indices(rows, hparams.class_names)
     if any(label is None for label in labels):
         raise InputError("--importance taylor needs labelled images (folders or path,label CSV)")
-    dataset = PredictionImages([r.path for r in rows], hparams.preprocessing)
+    dataset = PredictionImages(
+        [r.path for r in rows], hparams.preprocessing, [r.member for r in rows]
+    )
     items = [(dataset[i], label) for i, label in enumerate(labels)]
     good = [(item["image"], label) for item, label in items if not item["error"]]
     if not good:

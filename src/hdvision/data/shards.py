@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -169,10 +170,14 @@ class ShardDataset(StreamingDataset):
         self.on_bad_image, self.augment_seed = on_bad_image, seed
 
     def member_name(self, index: ChunkedIndex | int, key: str) -> str:
-        chunk = index.chunk_index if isinstance(index, ChunkedIndex) else None
+        """``<uri>/<split>/<shard file>: <key>``: where a bad member is, to copy or rewrite."""
+        if isinstance(index, ChunkedIndex):
+            chunk = index.chunk_index
+        else:  # a position in the split: count through the shards' sizes
+            sizes = np.cumsum([end - start for start, end in self.region_of_interest])
+            chunk = int(np.searchsorted(sizes, index, side="right"))
         files = self.subsampled_files
-        shard = files[chunk] if chunk is not None and chunk < len(files) else "?"
-        return f"{self.name}/{shard}: {key}"
+        return f"{self.name}/{files[chunk] if chunk < len(files) else '?'}: {key}"
 
     def raw(self, index: ChunkedIndex | int) -> dict[str, Any]:
         """The stored item: encoded ``image`` bytes, ``label``, ``key``, ``index``."""
@@ -206,6 +211,65 @@ class ShardDataset(StreamingDataset):
         for i in range(len(self)):
             item = self.raw(i)
             yield self.member_name(i, item["key"]), item["label"], item["image"]
+
+
+@dataclass(frozen=True)
+class ShardMember:
+    """One stored image of a shard set, for random access (``hdvision predict`` on shards)."""
+
+    uri: str
+    split: str
+    index: int
+
+
+_READERS: dict[tuple[str, str], ShardDataset] = {}
+
+
+def shard_members(
+    target: str, cache_dir: str = "data/shard_cache"
+) -> list[tuple[ShardMember, str, str]]:
+    """Every member of a shard set (``uri``) or of one split (``uri/<split>``) with its name and
+    class name, in stored order; credentials and endpoints come from the usual AWS_* variables."""
+    target = target.rstrip("/")
+    uri, split = target, None
+    base, _, last = target.rpartition("/")
+    if last in ("train", "val", "test") and _holds_metadata(base):
+        uri, split = base, last
+    meta = read_metadata(uri, {}, cache_dir)
+    names = meta["class_names"]
+    members = []
+    for name in [split] if split else list(meta["splits"]):
+        dataset = _reader(uri, name, cache_dir)
+        for i in range(len(dataset)):
+            item = dataset.raw(i)
+            member_name = dataset.member_name(i, item["key"])
+            members.append((ShardMember(uri, name, i), member_name, names[item["label"]]))
+    return members
+
+
+def _holds_metadata(uri: str) -> bool:
+    if uri.startswith(REMOTE_SCHEMES):
+        return True  # the caller's read_metadata says so, in one line, when it does not
+    return (Path(uri) / META_FILE).is_file()
+
+
+def _reader(uri: str, split: str, cache_dir: str = "data/shard_cache") -> ShardDataset:
+    """One unshuffled reader per (shard set, split) and process (loader workers open their own)."""
+    key = (uri, split)
+    if key not in _READERS:
+        source = ShardSource(uri, cache_dir=cache_dir)
+        dataset = source.stream(split, DecodeSettings(), None, "raise", False, 0)
+        if dataset is None:
+            raise DataSourceError(f"{uri} has no {split} split ({list(source.metadata['splits'])})")
+        _READERS[key] = dataset
+    return _READERS[key]
+
+
+def read_member(member: ShardMember) -> tuple[str, bytes]:
+    """A member's name (shard and key, for errors and CSV rows) and its encoded bytes."""
+    dataset = _reader(member.uri, member.split)
+    item = dataset.raw(member.index)
+    return dataset.member_name(member.index, item["key"]), item["image"]
 
 
 def collate_shard_samples(items: list[dict]) -> dict:

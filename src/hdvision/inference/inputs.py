@@ -1,6 +1,7 @@
-"""What to predict on: image files, folders (recursive) and CSV manifests (``path[,label]``), as
-one stable list of rows. Whether a file is an image is decided by decoding it (its content), never
-by its extension."""
+"""What to predict on: image files, folders (recursive), CSV manifests (``path[,label]``) and
+shard sets written by ``hdvision shard`` (a folder, ``http(s)://`` or ``s3://``, or one split of
+one: ``.../val``), as one stable list of rows. Whether a file is an image is decided by decoding
+it (its content), never by its extension."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hdvision.data.listing import DataSourceError, read_manifest
+from hdvision.data.shards import META_FILE, REMOTE_SCHEMES, ShardMember, shard_members
 from hdvision.errors import UserError
 
 
@@ -17,8 +19,31 @@ class InputError(UserError):
 
 @dataclass(frozen=True)
 class InputRow:
+    """``path`` names the row (a file, or a shard member's ``<uri>/<split>: <key>``); ``member``
+    is where a shard member's bytes are read from."""
+
     path: str
     label: str | None = None
+    member: ShardMember | None = None
+
+
+def is_shard_set(item: str) -> bool:
+    """A shard set or one of its splits: a URL, or a folder holding ``hdvision_shards.json``
+    (itself or its parent)."""
+    if item.startswith(REMOTE_SCHEMES):
+        return True
+    path = Path(item)
+    return (path / META_FILE).is_file() or (
+        path.name in ("train", "val", "test") and (path.parent / META_FILE).is_file()
+    )
+
+
+def _shard_rows(item: str) -> list[InputRow]:
+    try:
+        members = shard_members(item)
+    except DataSourceError as err:
+        raise InputError(str(err)) from err
+    return [InputRow(name, label, member) for member, name, label in members]
 
 
 def _manifest_rows(manifest: Path) -> list[InputRow]:
@@ -44,7 +69,9 @@ def list_inputs(inputs: list[str]) -> list[InputRow]:
     rows: list[InputRow] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
+        if is_shard_set(item):
+            rows.extend(_shard_rows(item))
+        elif path.is_dir():
             files = sorted(
                 p
                 for p in path.rglob("*")

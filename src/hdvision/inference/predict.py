@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from hdvision.data.augment import build_augmentations
 from hdvision.data.decode import BadImageError, DecodeSettings
+from hdvision.data.shards import ShardMember, read_member
 from hdvision.inference.inputs import InputRow, label_indices
 
 
@@ -26,8 +27,15 @@ class PredictionImages(Dataset):
     """Items ``{"index", "image" (3, H, W) uint8, "error"}``; a bad file gives a zero image and
     its error message instead of an exception (so workers never die on one file)."""
 
-    def __init__(self, paths: Sequence[str], preprocessing: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        paths: Sequence[str],
+        preprocessing: dict[str, Any],
+        members: Sequence[ShardMember | None] | None = None,
+    ) -> None:
         self.paths = list(paths)
+        # Shard members (hdvision predict on a shard set) are read by position, not by path.
+        self.members = list(members) if members is not None else [None] * len(self.paths)
         self.decode = DecodeSettings.from_preprocessing(preprocessing)
         assert self.decode.size is not None  # from_preprocessing always sets it
         self.size = self.decode.size
@@ -37,8 +45,14 @@ class PredictionImages(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        member = self.members[index]
         try:
-            array = self.transform(image=self.decode(self.paths[index]))["image"]
+            if member is None:
+                decoded = self.decode(self.paths[index])
+            else:
+                name, data = read_member(member)
+                decoded = self.decode.decode_bytes(data, name)
+            array = self.transform(image=decoded)["image"]
             image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).contiguous()
             error = ""
         except BadImageError as err:
@@ -47,10 +61,14 @@ class PredictionImages(Dataset):
 
 
 def prediction_loader(
-    paths: Sequence[str], preprocessing: dict[str, Any], batch_size: int, workers: int
+    paths: Sequence[str],
+    preprocessing: dict[str, Any],
+    batch_size: int,
+    workers: int,
+    members: Sequence[ShardMember | None] | None = None,
 ) -> DataLoader:
     return DataLoader(
-        PredictionImages(paths, preprocessing),
+        PredictionImages(paths, preprocessing, members),
         batch_size=batch_size,
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
@@ -81,7 +99,11 @@ def run_predictions(
     logits = np.full((len(rows), num_classes), np.nan, dtype=np.float32)
     errors = [""] * len(rows)
     loader = prediction_loader(
-        [r.path for r in rows], predictor.meta["preprocessing"], batch_size, workers
+        [r.path for r in rows],
+        predictor.meta["preprocessing"],
+        batch_size,
+        workers,
+        [r.member for r in rows],
     )
     columns = [TextColumn("predict"), BarColumn(), MofNCompleteColumn()]
     columns.append(TextColumn("{task.fields[rate]} images/s"))

@@ -41,7 +41,7 @@ def image_rows(
 
 def decoded_batch(rows: list[InputRow], preprocessing: dict[str, Any]) -> torch.Tensor:
     """The rows decoded through the prediction path: uint8 (N, 3, H, W); bad files left out."""
-    dataset = PredictionImages([r.path for r in rows], preprocessing)
+    dataset = PredictionImages([r.path for r in rows], preprocessing, [r.member for r in rows])
     images = [
         item["image"] for item in (dataset[i] for i in range(len(dataset))) if not item["error"]
     ]

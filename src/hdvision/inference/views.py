@@ -27,7 +27,9 @@ def save_views(
             f"{predictor.path}: --save-views needs the checkpoint (.ckpt), which has the stem "
             "as its own module; an ONNX graph only gives logits"
         )
-    dataset = PredictionImages([r.path for r in rows], predictor.meta["preprocessing"])
+    dataset = PredictionImages(
+        [r.path for r in rows], predictor.meta["preprocessing"], [r.member for r in rows]
+    )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model, names = predictor.model, predictor.meta["class_names"]
