@@ -105,6 +105,13 @@ def shard(args: argparse.Namespace) -> int:
 
     out, wrote = write_shards(splits, names, args.out, args.shard_size, progress)
     counts = {s: len(listed) for s, listed in splits.items()}
+    shards = len(list((out / "train").glob("chunk-*.bin"))) if "train" in splits else 0
+    if 0 < shards < 16:
+        # LitData hands whole shards to loader workers: fewer shards than workers x GPUs idle some.
+        print(
+            f"note: {shards} train shards; each loader worker of each GPU reads whole shards, so "
+            "have at least data.num_workers x GPUs of them (a smaller --shard-size)"
+        )
     state = "written" if wrote else "already there (same data set), nothing written"
     print(f"shards of {counts} images, {len(names)} classes at {out}: {state}")
     print(f"train on them with: data=shards data.source.uri={out.resolve()}")

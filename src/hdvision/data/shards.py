@@ -165,6 +165,9 @@ class ShardDataset(StreamingDataset):
             seed=seed,
             storage_options=storage_options,
             max_cache_size=max_cache_size,
+            # One item deserialised at a time: "auto" decodes windows of rows for bytes+int
+            # items, and a shuffled epoch reads ~20 rows per item it uses (0.4 ms per image).
+            batch_decode=0,
         )
         self.name, self.decode, self.augment = name, decode, transform
         self.on_bad_image, self.augment_seed = on_bad_image, seed

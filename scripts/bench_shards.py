@@ -1,0 +1,158 @@
+"""The shard benchmark of docs/results/shards.md (issue 33): the same HD images through the training
+loader (2 workers, the same decode and transform) as files and as shards, from local disk and over
+HTTP from a server on 127.0.0.1 that delays every request (a bucket's latency).
+
+    python scripts/bench_shards.py data/hd_digits_08b23412f4 [--images 512] [--delay-ms 20]
+
+The one-file-per-image HTTP baseline is a GET per image then hdvision's decode: what a folder
+source over a network mount or a bucket costs per file. Shards over HTTP start from an empty
+chunk cache, so their rate includes every download.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import requests
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from hdvision.data.datamodule import HDImageDataModule
+from hdvision.data.listing import SampleList, manifest_samples
+from hdvision.data.shard_writer import write_shards
+from hdvision.data.shards import ShardSource
+from hdvision.tools.data_pipeline import time_loader
+
+_SERVERS = Path(__file__).resolve().parents[1] / "tests" / "helpers" / "servers.py"
+_spec = importlib.util.spec_from_file_location("servers", _SERVERS)
+assert _spec is not None and _spec.loader is not None
+servers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(servers)
+
+
+class ListedSource:
+    """The first images of a data set's train split, as a source (one split: train)."""
+
+    def __init__(self, listed: SampleList) -> None:
+        self.listed = listed
+
+    def prepare(self) -> None:
+        pass
+
+    def class_names(self) -> list[str]:
+        return self.listed.class_names
+
+    def splits(self, class_names: Sequence[str]) -> dict[str, SampleList]:
+        return {"train": self.listed}
+
+
+class HTTPFiles(Dataset):
+    """One GET per image, then the training decode and transform (the per-file baseline)."""
+
+    def __init__(self, urls: list[str], labels: list[int], datamodule: HDImageDataModule) -> None:
+        self.urls, self.labels = urls, labels
+        self.decode = datamodule.decode.at(datamodule.aug_size)
+        self.transform = datamodule._transform(True)
+
+    def __len__(self) -> int:
+        return len(self.urls)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        data = requests.get(self.urls[index], timeout=60).content
+        image = self.transform(image=self.decode.decode_bytes(data, self.urls[index]))["image"]
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        return {"image": tensor, "label": self.labels[index]}
+
+
+def datamodule(source: Any, args: argparse.Namespace) -> HDImageDataModule:
+    module = HDImageDataModule(
+        source,
+        image_size=(1080, 1920),
+        aug_scale=args.aug_scale,
+        batch_size=16,
+        num_workers=args.workers,
+        persistent_workers=False,
+    )
+    module.setup()
+    return module
+
+
+def rate(loader: DataLoader, images: int, batch: int = 16) -> dict[str, float]:
+    """One epoch: the first batch (workers starting, the first shard arriving) timed apart, and
+    images/s over the whole epoch with it."""
+    result = time_loader(loader, max(1, images // batch - 1), warmup=1)
+    seconds = result["images"] / result["img_s"] + result["startup_s"]
+    return {**result, "epoch_img_s": (result["images"] + batch) / seconds}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("data", help="an HD-digits folder (train.csv beside its images)")
+    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--aug-scale", type=float, default=0.25)
+    parser.add_argument("--delay-ms", type=float, default=20.0)
+    parser.add_argument("--shard-size", type=int, default=64 * 10**6)
+    parser.add_argument("--json", help="also write the numbers here")
+    args = parser.parse_args()
+
+    full = manifest_samples(Path(args.data) / "train.csv")
+    listed = SampleList(full.samples[: args.images], full.class_names)
+    megabytes = sum(Path(p).stat().st_size for p, _ in listed.samples) / 1e6
+    work = Path(tempfile.mkdtemp(prefix="bench_shards_"))
+    result: dict[str, Any] = {"images": len(listed), "megabytes": round(megabytes, 1)}
+    try:
+        start = time.perf_counter()
+        shards, _ = write_shards(
+            {"train": listed}, listed.class_names, work / "site" / "shards", args.shard_size
+        )
+        result["write_s"] = time.perf_counter() - start
+        print(
+            f"{len(listed)} images, {megabytes:.0f} MB; shards written in {result['write_s']:.1f} s"
+        )
+
+        folder_dm = datamodule(ListedSource(listed), args)
+        result["local_files"] = rate(folder_dm.train_dataloader(), len(listed))
+        shard_dm = datamodule(ShardSource(str(shards), cache_dir=str(work / "c0")), args)
+        result["local_shards"] = rate(shard_dm.train_dataloader(), len(listed))
+
+        # The images themselves under the server root, for the one-GET-per-image baseline.
+        root = Path(args.data).resolve()
+        (work / "site" / "files").symlink_to(root)
+        with servers.http_server(work / "site", args.delay_ms / 1000) as url:
+            urls = [f"{url}/files/{Path(p).resolve().relative_to(root)}" for p, _ in listed.samples]
+            files = HTTPFiles(urls, [label for _, label in listed.samples], folder_dm)
+            loader = DataLoader(files, batch_size=16, num_workers=args.workers)
+            result["http_files"] = rate(loader, len(listed))
+            remote = ShardSource(f"{url}/shards", cache_dir=str(work / "c1"))
+            result["http_shards"] = rate(datamodule(remote, args).train_dataloader(), len(listed))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    for key in ("local_files", "local_shards", "http_files", "http_shards"):
+        r = result[key]
+        print(
+            f"{key:<13} {r['epoch_img_s']:7.1f} images/s over the epoch, {r['img_s']:7.1f} "
+            f"after the first batch (start-up {r['startup_s']:.1f} s)"
+        )
+    local = result["local_shards"]["epoch_img_s"] / result["local_files"]["epoch_img_s"]
+    http = result["http_shards"]["epoch_img_s"] / result["http_files"]["epoch_img_s"]
+    print(
+        f"shards / files: local {local:.2f}x, HTTP with {args.delay_ms:g} ms per request {http:.2f}x"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
