@@ -4,6 +4,9 @@ HTTP from a server on 127.0.0.1 that delays every request (a bucket's latency).
 
     python scripts/bench_shards.py data/hd_digits_08b23412f4 [--images 512] [--delay-ms 20]
 
+``--webdataset`` adds the same rows for WebDataset tar shards (``pip install webdataset``; HTTP
+through curl, its default), the library LitData was chosen over.
+
 The one-file-per-image HTTP baseline is a GET per image then hdvision's decode: what a folder
 source over a network mount or a bucket costs per file. Shards over HTTP start from an empty
 chunk cache, so their rate includes every download.
@@ -73,6 +76,36 @@ class HTTPFiles(Dataset):
         return {"image": tensor, "label": self.labels[index]}
 
 
+def webdataset_loader(urls: list[str], module: HDImageDataModule, workers: int) -> DataLoader:
+    """WebDataset's own pipeline: shard shuffle, a 256-sample buffer, split over workers."""
+    import webdataset as wds
+
+    decode = module.decode.at(module.aug_size)
+    transform = module._transform(True)
+
+    def load(sample: dict) -> dict[str, Any]:
+        image = transform(image=decode.decode_bytes(sample["jpg"], sample["__key__"]))["image"]
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        return {"image": tensor, "label": int(sample["cls"])}
+
+    dataset = (
+        wds.WebDataset(urls, shardshuffle=len(urls), workersplitter=wds.split_by_worker)
+        .shuffle(256)
+        .map(load)
+    )
+    return DataLoader(dataset, batch_size=16, num_workers=workers)
+
+
+def write_webdataset(listed: SampleList, folder: Path, shard_bytes: int) -> list[str]:
+    import webdataset as wds
+
+    folder.mkdir(parents=True)
+    with wds.ShardWriter(str(folder / "shard-%06d.tar"), maxsize=shard_bytes, verbose=0) as sink:
+        for i, (path, label) in enumerate(listed.samples):
+            sink.write({"__key__": f"{i:08d}", "jpg": Path(path).read_bytes(), "cls": label})
+    return sorted(p.name for p in folder.glob("*.tar"))
+
+
 def datamodule(source: Any, args: argparse.Namespace) -> HDImageDataModule:
     module = HDImageDataModule(
         source,
@@ -102,6 +135,7 @@ def main() -> int:
     parser.add_argument("--aug-scale", type=float, default=0.25)
     parser.add_argument("--delay-ms", type=float, default=20.0)
     parser.add_argument("--shard-size", type=int, default=64 * 10**6)
+    parser.add_argument("--webdataset", action="store_true", help="also WebDataset tar shards")
     parser.add_argument("--json", help="also write the numbers here")
     args = parser.parse_args()
 
@@ -120,10 +154,17 @@ def main() -> int:
             f"{len(listed)} images, {megabytes:.0f} MB; shards written in {result['write_s']:.1f} s"
         )
 
+        tars = []
+        if args.webdataset:
+            tars = write_webdataset(listed, work / "site" / "tars", args.shard_size)
         folder_dm = datamodule(ListedSource(listed), args)
         result["local_files"] = rate(folder_dm.train_dataloader(), len(listed))
         shard_dm = datamodule(ShardSource(str(shards), cache_dir=str(work / "c0")), args)
         result["local_shards"] = rate(shard_dm.train_dataloader(), len(listed))
+        if tars:
+            local_tars = [str(work / "site" / "tars" / t) for t in tars]
+            loader = webdataset_loader(local_tars, folder_dm, args.workers)
+            result["local_webdataset"] = rate(loader, len(listed))
 
         # The images themselves under the server root, for the one-GET-per-image baseline.
         root = Path(args.data).resolve()
@@ -135,20 +176,33 @@ def main() -> int:
             result["http_files"] = rate(loader, len(listed))
             remote = ShardSource(f"{url}/shards", cache_dir=str(work / "c1"))
             result["http_shards"] = rate(datamodule(remote, args).train_dataloader(), len(listed))
+            if tars:
+                loader = webdataset_loader(
+                    [f"{url}/tars/{t}" for t in tars], folder_dm, args.workers
+                )
+                result["http_webdataset"] = rate(loader, len(listed))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    for key in ("local_files", "local_shards", "http_files", "http_shards"):
+    for key in (
+        "local_files",
+        "local_shards",
+        "local_webdataset",
+        "http_files",
+        "http_shards",
+        "http_webdataset",
+    ):
+        if key not in result:
+            continue
         r = result[key]
         print(
-            f"{key:<13} {r['epoch_img_s']:7.1f} images/s over the epoch, {r['img_s']:7.1f} "
+            f"{key:<16} {r['epoch_img_s']:7.1f} images/s over the epoch, {r['img_s']:7.1f} "
             f"after the first batch (start-up {r['startup_s']:.1f} s)"
         )
     local = result["local_shards"]["epoch_img_s"] / result["local_files"]["epoch_img_s"]
     http = result["http_shards"]["epoch_img_s"] / result["http_files"]["epoch_img_s"]
-    print(
-        f"shards / files: local {local:.2f}x, HTTP with {args.delay_ms:g} ms per request {http:.2f}x"
-    )
+    delay = f"{args.delay_ms:g} ms per request"
+    print(f"LitData shards / files: local {local:.2f}x, HTTP with {delay} {http:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
