@@ -3,7 +3,12 @@ resumes with the samples it had not seen and ends with the uninterrupted run's w
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from hdvision.cli.main import main
@@ -80,3 +85,41 @@ def test_killed_after_an_epoch_end_checkpoint_resumes_exactly(
         train(compose("train", run + kill, root))
     resumed = train(compose("train", [*run, "ckpt_path=last"], root))
     _assert_same_run(resumed[0], resumed[1], *whole_shard_run)
+
+
+class RecordSamples(pl.Callback):
+    """Appends the split positions of every training batch to <out>/rank<r>_epoch<e>.txt."""
+
+    def __init__(self, out: str) -> None:
+        self.out = out
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        name = f"rank{trainer.global_rank}_epoch{trainer.current_epoch}.txt"
+        with open(Path(self.out) / name, "a") as f:
+            f.write(" ".join(str(i) for i in batch["index"].tolist()) + "\n")
+
+
+def _read(path: Path) -> list[int]:
+    return [int(i) for i in path.read_text().split()]
+
+
+@pytest.mark.slow
+def test_two_ddp_ranks_read_disjoint_samples_that_make_each_epoch(tiny_shards, tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    run = [o for o in _run_on(tiny_shards) if not o.startswith("data.num_workers")]
+    cmd = [sys.executable, str(root / "train.py"), *run, "trainer=ddp_sim", "test=false"]
+    cmd += ["data.batch_size=8", "data.num_workers=2", "trainer.max_epochs=2"]
+    cmd += ["+callbacks.seen._target_=tests.cli.test_shard_resume.RecordSamples"]
+    cmd += [f"+callbacks.seen.out={seen}", f"paths.root_dir={tmp_path}"]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    orders = []
+    for epoch in range(2):
+        ranks = [_read(seen / f"rank{r}_epoch{epoch}.txt") for r in range(2)]
+        assert len(ranks[0]) == len(ranks[1]) == 12  # 24 samples, 2 ranks x 3 batches of 4
+        assert not set(ranks[0]) & set(ranks[1])
+        assert sorted(ranks[0] + ranks[1]) == list(range(24))  # the whole epoch, once
+        orders.append(ranks[0] + ranks[1])
+    assert orders[0] != orders[1]  # reshuffled every epoch

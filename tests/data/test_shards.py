@@ -204,3 +204,32 @@ def test_s3_shards_stream_through_loader_workers(split_folder, tmp_path, monkeyp
         assert torch.equal(labels, _first_batch(stored, "test")["label"])
         batches = list(streamed.train_dataloader())
         assert sum(len(b["label"]) for b in batches) == 15
+
+
+def test_a_truncated_shard_over_http_is_named_not_waited_for(split_folder, tmp_path):
+    out = _write(split_folder, tmp_path / "site" / "shards")
+    chunk = sorted((out / "val").glob("chunk-*.bin"))[0]
+    chunk.write_bytes(chunk.read_bytes()[:-100])
+    with http_server(tmp_path / "site") as url:
+        source = ShardSource(f"{url}/shards", cache_dir=str(tmp_path / "cache"))
+        dataset = source.stream("val", DecodeSettings((16, 24)), None, "raise", False, 0)
+        with pytest.raises(Exception, match=f"shard {url}/shards/val/{chunk.name} is truncated"):
+            list(dataset)
+
+
+def test_check_data_names_a_corrupt_member_and_a_truncated_shard_in_one_line(
+    split_folder, tmp_path, capsys
+):
+    from hdvision.cli.main import main
+
+    (split_folder / "test" / "eel" / "1.jpg").write_bytes(b"\xff\xd8 broken")
+    out = _write(split_folder, tmp_path / "shards")
+    args = ["check-data", "data=shards", f"data.source.uri={out}", f"paths.root_dir={tmp_path}"]
+    assert main(args) == 1
+    printed = capsys.readouterr().out
+    assert "bad files and entries: 1" in printed and ".bin: eel/1.jpg" in printed
+    chunk = sorted((out / "train").glob("chunk-*.bin"))[-1]
+    chunk.write_bytes(b"")
+    assert main(args) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"shard {chunk} is truncated" in err[0]

@@ -58,10 +58,22 @@ class HTTPDownloader(Downloader):
                 with open(tmp, "wb") as f:
                     for block in response.iter_content(1 << 20):
                         f.write(block)
+            expected = self._expected_bytes(remote_filepath)
+            if expected is not None and os.path.getsize(tmp) != expected:
+                # LitData would wait for the rest of a short chunk forever.
+                raise OSError(
+                    f"shard {remote_filepath} is truncated or replaced ({os.path.getsize(tmp):,} "
+                    f"bytes, its index says {expected:,}); upload it again or rewrite the shards"
+                )
             self._publish_file(tmp, local_filepath)
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
+
+    def _expected_bytes(self, remote_filepath: str) -> int | None:
+        name = remote_filepath.rsplit("/", 1)[-1]
+        sizes = [c.get("chunk_bytes") for c in self._chunks if c.get("filename") == name]
+        return int(sizes[0]) if sizes and sizes[0] is not None else None
 
     async def adownload_file(self, remote_filepath: str, local_filepath: str) -> None:
         await asyncio.to_thread(self.download_file, remote_filepath, local_filepath)
@@ -276,7 +288,8 @@ def read_member(member: ShardMember) -> tuple[str, bytes]:
 
 
 def collate_shard_samples(items: list[dict]) -> dict:
-    """Stack the decoded items; a bad member under ``on_bad_image=skip`` is left out of its batch
+    """Stack the decoded items (``index``: their positions in the split, to trace what a rank
+    read); a bad member under ``on_bad_image=skip`` is left out of its batch
     (a stream has no random access to replace it) and named in ``skipped``."""
     good = [it for it in items if it["image"] is not None]
     skipped = [p for it in items for p in it["skipped"]]
@@ -287,6 +300,7 @@ def collate_shard_samples(items: list[dict]) -> dict:
     return {
         "image": torch.stack([it["image"] for it in good]),
         "label": torch.tensor([it["label"] for it in good], dtype=torch.long),
+        "index": torch.tensor([it["index"] for it in good], dtype=torch.long),
         "skipped": skipped,
     }
 
@@ -305,7 +319,8 @@ class ShardSource:
         max_cache_size: str | None = "50GB",
     ) -> None:
         self.uri = str(uri or "").rstrip("/")
-        self.storage_options = dict(storage_options or {})
+        # Unset options (null in the config) are left to the client's own defaults.
+        self.storage_options = {k: v for k, v in (storage_options or {}).items() if v is not None}
         self.cache_dir, self.max_cache_size = str(cache_dir), max_cache_size
         self._meta: dict | None = None
         _allow_plain_http_endpoint(self.storage_options)
