@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,6 +117,13 @@ def test_an_interrupted_write_leaves_no_shards(split_folder, tmp_path):
         write_shards(splits, CLASSES, out, 20_000, interrupt)
     assert not out.exists()
     assert list(tmp_path.iterdir()) == [split_folder]  # no partial folder left either
+    # A run killed outright (SIGKILL) leaves its partial folder: the next run removes it.
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()
+    abandoned = tmp_path / f".shards.partial-{killed.pid}"
+    (abandoned / "train").mkdir(parents=True)
+    write_shards(splits, CLASSES, out, 20_000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "shards"]
 
 
 def test_a_truncated_shard_is_named(split_folder, tmp_path):

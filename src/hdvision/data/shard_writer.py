@@ -81,6 +81,7 @@ def write_shards(
             f"--out {out} holds shards of another data set (digest {found[:12]}, this one "
             f"{digest[:12]}); choose another folder, or delete it to replace them"
         )
+    _remove_abandoned(out)
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     try:
@@ -101,6 +102,21 @@ def write_shards(
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return out, True
+
+
+def _remove_abandoned(out: Path) -> None:
+    """Partial folders of earlier runs killed outright (SIGKILL, power loss): no process of theirs
+    is alive, and they would otherwise keep up to a whole data set's size on disk."""
+    for partial in out.parent.glob(f".{out.name}.partial-*"):
+        pid = partial.name.rsplit("-", 1)[-1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(partial, ignore_errors=True)
+        except PermissionError:
+            pass  # another user's live process
 
 
 def _write_split(
