@@ -242,3 +242,18 @@ def test_check_data_names_a_corrupt_member_and_a_truncated_shard_in_one_line(
     assert main(args) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"shard {chunk} is truncated" in err[0]
+
+
+def test_checkpoints_record_the_train_split_and_calibration_reads_a_few_members(
+    split_folder, tmp_path
+):
+    from hdvision.inference.samples import decoded_batch, image_rows
+
+    out = _write(split_folder, tmp_path / "shards")
+    recorded = ShardSource(str(out)).training_data()
+    assert recorded == f"{out.resolve()}/train"
+    rows = image_rows(None, {"training_data": recorded}, 4, "--calibration")
+    assert len(rows) == 4 and all(r.member is not None and r.label in CLASSES for r in rows)
+    preprocessing = {"sample_size": [16, 24], "fit": "letterbox", "reduced_decode": True}
+    batch = decoded_batch(rows, {**preprocessing, "max_pixels": 10**8})
+    assert batch.shape == (4, 3, 16, 24) and batch.dtype == torch.uint8

@@ -241,10 +241,11 @@ _READERS: dict[tuple[str, str], ShardDataset] = {}
 
 
 def shard_members(
-    target: str, cache_dir: str = "data/shard_cache"
+    target: str, cache_dir: str = "data/shard_cache", limit: int | None = None
 ) -> list[tuple[ShardMember, str, str]]:
-    """Every member of a shard set (``uri``) or of one split (``uri/<split>``) with its name and
-    class name, in stored order; credentials and endpoints come from the usual AWS_* variables."""
+    """Every member (the first ``limit``) of a shard set (``uri``) or of one split
+    (``uri/<split>``) with its name and class name, in stored order; credentials and endpoints
+    come from the usual AWS_* variables."""
     target = target.rstrip("/")
     uri, split = target, None
     base, _, last = target.rpartition("/")
@@ -252,10 +253,12 @@ def shard_members(
         uri, split = base, last
     meta = read_metadata(uri, {}, cache_dir)
     names = meta["class_names"]
-    members = []
+    members: list[tuple[ShardMember, str, str]] = []
     for name in [split] if split else list(meta["splits"]):
         dataset = _reader(uri, name, cache_dir)
         for i in range(len(dataset)):
+            if limit is not None and len(members) >= limit:
+                return members  # the shards after the first ones are not downloaded
             item = dataset.raw(i)
             member_name = dataset.member_name(i, item["key"])
             members.append((ShardMember(uri, name, i), member_name, names[item["label"]]))
@@ -341,6 +344,13 @@ class ShardSource:
 
     def class_names(self) -> list[str]:
         return list(self.metadata["class_names"])
+
+    def training_data(self) -> str | None:
+        """The train split's URI: checkpoints record it, and export / quantize calibrate on it."""
+        if "train" not in self.metadata["splits"]:
+            return None
+        base = self.uri if self.uri.startswith(REMOTE_SCHEMES) else str(Path(self.uri).resolve())
+        return f"{base}/train"
 
     def splits(self, class_names: Sequence[str]) -> dict[str, SampleList]:
         raise DataSourceError(

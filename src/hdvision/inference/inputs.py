@@ -38,9 +38,9 @@ def is_shard_set(item: str) -> bool:
     )
 
 
-def _shard_rows(item: str) -> list[InputRow]:
+def _shard_rows(item: str, limit: int | None) -> list[InputRow]:
     try:
-        members = shard_members(item)
+        members = shard_members(item, limit=limit)
     except DataSourceError as err:
         raise InputError(str(err)) from err
     return [InputRow(name, label, member) for member, name, label in members]
@@ -60,7 +60,7 @@ def _manifest_rows(manifest: Path) -> list[InputRow]:
     return rows
 
 
-def list_inputs(inputs: list[str]) -> list[InputRow]:
+def list_inputs(inputs: list[str], limit: int | None = None) -> list[InputRow]:
     """Every file to predict on, in the order given (folders sorted), one row each.
 
     In folders, every regular file that is not hidden is a row, non-images too, so that they are
@@ -69,8 +69,8 @@ def list_inputs(inputs: list[str]) -> list[InputRow]:
     rows: list[InputRow] = []
     for item in inputs:
         path = Path(item)
-        if is_shard_set(item):
-            rows.extend(_shard_rows(item))
+        if is_shard_set(item):  # (``limit``: the rest of a large shard set is not downloaded)
+            rows.extend(_shard_rows(item, None if limit is None else limit - len(rows)))
         elif path.is_dir():
             files = sorted(
                 p

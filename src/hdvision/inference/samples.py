@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from hdvision.inference.inputs import InputError, InputRow, list_inputs
+from hdvision.inference.inputs import InputError, InputRow, is_shard_set, list_inputs
 from hdvision.inference.predict import PredictionImages
 
 log = logging.getLogger(__name__)
@@ -29,14 +29,14 @@ def image_rows(
                 f"no images given and the model records no training data: pass {option} "
                 "DIR_OR_CSV (images the model was trained on)"
             )
-        if not Path(recorded).exists():
+        if not is_shard_set(str(recorded)) and not Path(recorded).exists():
             raise InputError(
                 f"no images given and the model's training data {recorded} is not on this "
                 f"machine: pass {option} DIR_OR_CSV"
             )
         log.info("Images: %s (the model's training data; %s chooses others)", recorded, option)
         source = str(recorded)
-    return list_inputs([source])[:count]
+    return list_inputs([source], limit=count)[:count]
 
 
 def decoded_batch(rows: list[InputRow], preprocessing: dict[str, Any]) -> torch.Tensor:
