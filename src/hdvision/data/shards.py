@@ -8,18 +8,15 @@ written by ``hdvision shard`` (:mod:`hdvision.data.shard_writer`). Items go thro
 LitData, not WebDataset or a tar reader of our own (docs/results/shards.md): its
 ``StreamingDataLoader`` has a ``state_dict`` that Lightning saves in checkpoints (exact mid-epoch
 resume), it splits chunks over DDP ranks and loader workers with equal counts (an exact epoch
-length), and it ships S3/GCS/Azure clients. HTTP(S) is one small downloader registered with its
-``register_downloader`` hook.
+length), and it ships S3/GCS/Azure clients; HTTP(S) is added in :mod:`shard_transport`. Random
+access to single members (predict) is in :mod:`shard_members`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,68 +25,17 @@ import numpy as np
 import requests
 import torch
 from litdata import StreamingDataset
-from litdata.streaming import downloader as litdata_downloader
-from litdata.streaming.downloader import Downloader, get_downloader, register_downloader
+from litdata.streaming.downloader import get_downloader
 from litdata.streaming.resolver import Dir
 from litdata.streaming.sampler import ChunkedIndex
 
 from hdvision.data.decode import BadImageError, DecodeSettings
 from hdvision.data.listing import DataSourceError, SampleList
+from hdvision.data.shard_transport import allow_plain_http_endpoint
 
 META_FILE = "hdvision_shards.json"
 SHARD_FORMAT = 1
 REMOTE_SCHEMES = ("http://", "https://", "s3://")
-
-
-class HTTPDownloader(Downloader):
-    """Chunks and index files over plain HTTP(S) GETs (a web server, a CDN, a presigned bucket)."""
-
-    def download_file(self, remote_filepath: str, local_filepath: str) -> None:
-        if os.path.exists(local_filepath):
-            return
-        os.makedirs(os.path.dirname(local_filepath) or ".", exist_ok=True)
-        tmp = self._temp_download_path(local_filepath)
-        timeout = float(self._storage_options.get("timeout", 60))
-        try:
-            with requests.get(remote_filepath, stream=True, timeout=timeout) as response:
-                if response.status_code == 404:
-                    raise FileNotFoundError(f"{remote_filepath}: HTTP 404 not found")
-                response.raise_for_status()
-                with open(tmp, "wb") as f:
-                    for block in response.iter_content(1 << 20):
-                        f.write(block)
-            expected = self._expected_bytes(remote_filepath)
-            if expected is not None and os.path.getsize(tmp) != expected:
-                # LitData would wait for the rest of a short chunk forever.
-                raise OSError(
-                    f"shard {remote_filepath} is truncated or replaced ({os.path.getsize(tmp):,} "
-                    f"bytes, its index says {expected:,}); upload it again or rewrite the shards"
-                )
-            self._publish_file(tmp, local_filepath)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-
-    def _expected_bytes(self, remote_filepath: str) -> int | None:
-        name = remote_filepath.rsplit("/", 1)[-1]
-        sizes = [c.get("chunk_bytes") for c in self._chunks if c.get("filename") == name]
-        return int(sizes[0]) if sizes and sizes[0] is not None else None
-
-    async def adownload_file(self, remote_filepath: str, local_filepath: str) -> None:
-        await asyncio.to_thread(self.download_file, remote_filepath, local_filepath)
-        self._notify_published(local_filepath)
-
-
-for _scheme in ("http://", "https://"):
-    register_downloader(_scheme, HTTPDownloader, overwrite=True)
-
-
-def _allow_plain_http_endpoint(storage_options: dict[str, Any]) -> None:
-    # LitData's S3 chunk reads go through obstore, which refuses an http:// endpoint unless told
-    # (boto3 does not): S3-compatible servers on a private network (MinIO, moto) are often plain
-    # HTTP. Only an endpoint the user configured as http:// turns this on.
-    if str(storage_options.get("endpoint_url", "")).startswith("http://"):
-        litdata_downloader._OBSTORE_CLIENT_OPTIONS["allow_http"] = "true"  # type: ignore[index]
 
 
 def split_location(uri: str, split: str) -> str | Dir:
@@ -228,68 +174,6 @@ class ShardDataset(StreamingDataset):
             yield self.member_name(i, item["key"]), item["label"], item["image"]
 
 
-@dataclass(frozen=True)
-class ShardMember:
-    """One stored image of a shard set, for random access (``hdvision predict`` on shards)."""
-
-    uri: str
-    split: str
-    index: int
-
-
-_READERS: dict[tuple[str, str], ShardDataset] = {}
-
-
-def shard_members(
-    target: str, cache_dir: str = "data/shard_cache", limit: int | None = None
-) -> list[tuple[ShardMember, str, str]]:
-    """Every member (the first ``limit``) of a shard set (``uri``) or of one split
-    (``uri/<split>``) with its name and class name, in stored order; credentials and endpoints
-    come from the usual AWS_* variables."""
-    target = target.rstrip("/")
-    uri, split = target, None
-    base, _, last = target.rpartition("/")
-    if last in ("train", "val", "test") and _holds_metadata(base):
-        uri, split = base, last
-    meta = read_metadata(uri, {}, cache_dir)
-    names = meta["class_names"]
-    members: list[tuple[ShardMember, str, str]] = []
-    for name in [split] if split else list(meta["splits"]):
-        dataset = _reader(uri, name, cache_dir)
-        for i in range(len(dataset)):
-            if limit is not None and len(members) >= limit:
-                return members  # the shards after the first ones are not downloaded
-            item = dataset.raw(i)
-            member_name = dataset.member_name(i, item["key"])
-            members.append((ShardMember(uri, name, i), member_name, names[item["label"]]))
-    return members
-
-
-def _holds_metadata(uri: str) -> bool:
-    if uri.startswith(REMOTE_SCHEMES):
-        return True  # the caller's read_metadata says so, in one line, when it does not
-    return (Path(uri) / META_FILE).is_file()
-
-
-def _reader(uri: str, split: str, cache_dir: str = "data/shard_cache") -> ShardDataset:
-    """One unshuffled reader per (shard set, split) and process (loader workers open their own)."""
-    key = (uri, split)
-    if key not in _READERS:
-        source = ShardSource(uri, cache_dir=cache_dir)
-        dataset = source.stream(split, DecodeSettings(), None, "raise", False, 0)
-        if dataset is None:
-            raise DataSourceError(f"{uri} has no {split} split ({list(source.metadata['splits'])})")
-        _READERS[key] = dataset
-    return _READERS[key]
-
-
-def read_member(member: ShardMember) -> tuple[str, bytes]:
-    """A member's name (shard and key, for errors and CSV rows) and its encoded bytes."""
-    dataset = _reader(member.uri, member.split)
-    item = dataset.raw(member.index)
-    return dataset.member_name(member.index, item["key"]), item["image"]
-
-
 def collate_shard_samples(items: list[dict]) -> dict:
     """Stack the decoded items (``index``: their positions in the split, to trace what a rank
     read); a bad member under ``on_bad_image=skip`` is left out of its batch
@@ -326,7 +210,7 @@ class ShardSource:
         self.storage_options = {k: v for k, v in (storage_options or {}).items() if v is not None}
         self.cache_dir, self.max_cache_size = str(cache_dir), max_cache_size
         self._meta: dict | None = None
-        _allow_plain_http_endpoint(self.storage_options)
+        allow_plain_http_endpoint(self.storage_options)
 
     def __repr__(self) -> str:
         return f"ShardSource({self.uri})"

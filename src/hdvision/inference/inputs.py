@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hdvision.data.listing import DataSourceError, read_manifest
-from hdvision.data.shards import META_FILE, REMOTE_SCHEMES, ShardMember, shard_members
+from hdvision.data.shard_members import ShardMember, shard_members
+from hdvision.data.shards import META_FILE, REMOTE_SCHEMES
 from hdvision.errors import UserError
 
 

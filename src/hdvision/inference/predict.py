@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from hdvision.data.augment import build_augmentations
 from hdvision.data.decode import BadImageError, DecodeSettings
-from hdvision.data.shards import ShardMember, read_member
+from hdvision.data.shard_members import ShardMember, read_member
 from hdvision.inference.inputs import InputRow, label_indices
 
 
