@@ -37,7 +37,9 @@ def resampling_matrix(coords: torch.Tensor, size: int, antialias: bool = True) -
     shrinks), the triangle widens to the local spacing (``antialias``), so every source pixel is
     averaged in instead of skipped: zoom and downsampling in one linear step, without aliasing.
     """
-    pos = source_positions(coords, size)
+    # float32 from here: positions within a few hundred pixels keep ~3e-5 px, and the dense
+    # (n, size) weights cost half the time they cost in float64.
+    pos = source_positions(coords, size).float()
     width = torch.ones_like(pos)
     if antialias and pos.shape[1] > 1:
         step = (pos[:, 1:] - pos[:, :-1]).abs().detach()
