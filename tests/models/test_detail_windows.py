@@ -51,6 +51,20 @@ def test_the_pooling_counts_three_windows_over_two():
     assert scores[0, 2] > scores[0, 1] > scores[0, 0]
 
 
+def test_top_k_pooling_scores_each_class_by_its_best_windows_and_trains_only_them():
+    model = DetailWindows(num_classes=4, count=6, pooling="top_k", top_k=2).eval()
+    logits = torch.randn(2, 6, 5, requires_grad=True)
+    model.window_logits = lambda x: (None, logits)  # type: ignore[method-assign]
+    scores = model(torch.zeros(2, 3, 32, 32))
+    probs = logits.softmax(-1)[..., :4]
+    expected = model.scale * torch.log(probs.topk(2, dim=1).values.mean(1) + 1e-6)
+    torch.testing.assert_close(scores, expected)
+    scores[0, 1].backward()
+    top = probs[0, :, 1].topk(2).indices
+    touched = logits.grad[0].abs().sum(-1) > 0
+    assert touched[top].all() and touched.sum() == 2  # only class 1's two best windows
+
+
 def test_a_training_step_reaches_the_encoder_and_the_scale():
     model = timm.create_model("hdvision_detail_windows", num_classes=3, count=4, window=12)
     x = _canvas([(8, 8, 12), (40, 90, 12)])
@@ -86,6 +100,10 @@ def test_nothing_prior_starts_every_window_mostly_at_nothing():
 def test_bad_settings_name_the_values():
     with pytest.raises(ValueError, match="nothing_prior=1.0"):
         DetailWindows(nothing_prior=1.0)
+    with pytest.raises(ValueError, match="pooling='max'"):
+        DetailWindows(pooling="max")
+    with pytest.raises(ValueError, match="top_k=9"):
+        DetailWindows(count=8, pooling="top_k", top_k=9)
     with pytest.raises(ValueError, match="window=0"):
         DetailWindows(window=0)
     with pytest.raises(ValueError, match="no pretrained weights"):

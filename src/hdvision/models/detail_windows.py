@@ -32,6 +32,10 @@ from torch import nn
 from hdvision.models.backbone import create_backbone, pooled_width
 from hdvision.models.layers import cell_detail, conv_bn_act
 
+# count: the expected number of windows showing each class (they can outvote); top_k: the mean
+# probability of each class's top_k windows (multiple-instance pooling for sparse objects).
+POOLINGS = ("count", "top_k")
+
 
 def detail_peaks(
     x: torch.Tensor, count: int, cell: int = 4, spread: int = 3, radius: int = 2
@@ -101,6 +105,8 @@ class DetailWindows(nn.Module):
         width: int = 16,
         jitter: int = 2,
         nothing_prior: float = 0.0,
+        pooling: str = "count",
+        top_k: int = 3,
         encoder: str | None = None,
         encoder_weights: str | None = None,
         drop_rate: float = 0.0,
@@ -114,12 +120,18 @@ class DetailWindows(nn.Module):
                 f"positive, radius and jitter 0 or more; got window={window}, count={count}, "
                 f"cell={cell}, spread={spread}, radius={radius}, width={width}, jitter={jitter}"
             )
+        if pooling not in POOLINGS or not 1 <= top_k <= count:
+            raise ValueError(
+                f"hdvision_detail_windows: pooling={pooling!r} must be one of {POOLINGS}, and "
+                f"top_k={top_k} in [1, count={count}]"
+            )
         if not 0.0 <= nothing_prior < 1.0:
             raise ValueError(
                 f"hdvision_detail_windows: nothing_prior={nothing_prior} must be in [0, 1): the "
                 "share of 'nothing' each window starts with (0: no prior)"
             )
         self.num_classes = num_classes
+        self.pooling, self.top_k = pooling, top_k
         self.window, self.count, self.jitter = window, count, jitter
         self.cell, self.spread, self.radius = cell, spread, radius
         # The windows arrive in channels-last memory (crop_windows); so do the encoder's weights.
@@ -173,8 +185,12 @@ class DetailWindows(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, logits = self.window_logits(x)
-        counts = logits.float().softmax(-1)[..., : self.num_classes].sum(1)
-        return self.scale * torch.log(counts + 1e-6)
+        probs = logits.float().softmax(-1)[..., : self.num_classes]  # (B, K, classes)
+        if self.pooling == "top_k":
+            # Each class scored by its top_k most confident windows: the gradient reaches those
+            # windows alone, not the ~K - 3 texture windows a photo adds to every class's count.
+            return self.scale * torch.log(probs.topk(self.top_k, dim=1).values.mean(1) + 1e-6)
+        return self.scale * torch.log(probs.sum(1) + 1e-6)
 
 
 @register_model
