@@ -51,21 +51,25 @@ def whole_shard_run(tiny_shards, tmp_path_factory):
     return train(compose("train", _run_on(tiny_shards), tmp_path_factory.mktemp("whole")))
 
 
+def _stopped_run(run: list[str], root: Path, callback: str, batch: int, error: type) -> Path:
+    """Trains ``run`` under ``root`` until ``callback`` (of tests.cli.test_resume) stops it at
+    ``batch`` of epoch 1; returns the run directory."""
+    run_dir = root / "logs/train/runs/2026-01-01_00-00-00-000001"
+    stop = [f"+callbacks.stop._target_=tests.cli.test_resume.{callback}"]
+    stop += ["+callbacks.stop.epoch=1", f"+callbacks.stop.batch={batch}"]
+    with pytest.raises(error):
+        train(compose("train", [*run, *stop, f"paths.output_dir={run_dir}"], root))
+    return run_dir
+
+
 @pytest.mark.slow
 def test_sigterm_mid_epoch_on_shards_resumes_exactly(tiny_shards, whole_shard_run, tmp_path):
-    run = _run_on(tiny_shards)
-
-    root = tmp_path / "preempted"
-    run_dir = root / "logs/train/runs/2026-01-01_00-00-00-000001"
-    stop = ["+callbacks.stop._target_=tests.cli.test_resume.SigtermMidEpoch"]
-    stop += ["+callbacks.stop.epoch=1", "+callbacks.stop.batch=2", f"paths.output_dir={run_dir}"]
-    with pytest.raises(SystemExit):
-        train(compose("train", run + stop, root))
+    run, root = _run_on(tiny_shards), tmp_path / "preempted"
+    run_dir = _stopped_run(run, root, "SigtermMidEpoch", 2, SystemExit)
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["epoch"] == 1 and last["global_step"] == 24 // 4 + 3  # mid-epoch
     (state,) = last["loops"]["fit_loop"]["state_dict"]["combined_loader"]
     assert state["num_samples_yielded"] > 0  # LitData's loader state, saved by Lightning
-
     resumed = train(compose("train", [*run, "ckpt_path=last"], root))
     _assert_same_run(resumed[0], resumed[1], *whole_shard_run)
 
@@ -76,13 +80,8 @@ def test_killed_after_an_epoch_end_checkpoint_resumes_exactly(
 ):
     # The stream continues at the next epoch with the uninterrupted run's order (LitData's
     # epoch counter comes from the checkpoint, not from a fresh loader).
-    run = _run_on(tiny_shards)
-    root = tmp_path / "killed"
-    run_dir = root / "logs/train/runs/2026-01-01_00-00-00-000001"
-    kill = ["+callbacks.kill._target_=tests.cli.test_resume.KillMidEpoch"]
-    kill += ["+callbacks.kill.epoch=1", "+callbacks.kill.batch=3", f"paths.output_dir={run_dir}"]
-    with pytest.raises(SimulatedKill):
-        train(compose("train", run + kill, root))
+    run, root = _run_on(tiny_shards), tmp_path / "killed"
+    _stopped_run(run, root, "KillMidEpoch", 3, SimulatedKill)
     resumed = train(compose("train", [*run, "ckpt_path=last"], root))
     _assert_same_run(resumed[0], resumed[1], *whole_shard_run)
 

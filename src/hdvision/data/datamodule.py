@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import DataLoader, Dataset
 
 from hdvision.data.augment import build_augmentations
 from hdvision.data.cache import DecodeCache
@@ -238,7 +238,7 @@ class HDImageDataModule(pl.LightningDataModule):
     def _loader(self, split: str, train: bool) -> DataLoader:
         if split not in self.datasets:
             raise DataSourceError(f"no {split} split found in {self.source!r}")
-        dataset = self.datasets[split]
+        dataset: Any = self.datasets[split]
         world_size, rank = 1, 0
         if self.trainer is not None:
             world_size, rank = self.trainer.world_size, self.trainer.global_rank
@@ -247,36 +247,29 @@ class HDImageDataModule(pl.LightningDataModule):
             self.batch_size if train else self.eval_batch_size, world_size, key
         )
         if split in self._streams:
-            return self._stream_loader(self._streams[split](), batch_size, train)
-        sampler = SeededSampler(len(dataset), train, self.seed, world_size, rank)  # type: ignore[arg-type]
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            collate_fn=collate_samples,
-            pin_memory=self.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.persistent_workers,
-            prefetch_factor=self.prefetch_factor,
-            drop_last=train and len(sampler) > batch_size,
-        )
+            # LitData's loader: its state_dict (samples yielded per worker) is what Lightning
+            # saves in checkpoints, so a mid-epoch resume continues with the samples not yet seen.
+            from litdata import StreamingDataLoader
 
-    def _stream_loader(self, dataset: IterableDataset, batch_size: int, train: bool) -> DataLoader:
-        # LitData's loader: its state_dict (samples yielded per worker) is what Lightning saves
-        # in checkpoints, so a mid-epoch resume continues with the samples not yet seen.
-        from litdata import StreamingDataLoader
+            from hdvision.data.shards import collate_shard_samples
 
-        from hdvision.data.shards import collate_shard_samples
-
-        return StreamingDataLoader(
+            dataset = self._streams[split]()  # its own stream: see _streams
+            loader_class, collate, length = StreamingDataLoader, collate_shard_samples, len(dataset)
+            extra: dict[str, Any] = {}
+        else:
+            sampler = SeededSampler(len(dataset), train, self.seed, world_size, rank)
+            loader_class, collate, length = DataLoader, collate_samples, len(sampler)
+            extra = {"sampler": sampler}
+        return loader_class(
             dataset,
             batch_size=batch_size,
             num_workers=self.num_workers,
-            collate_fn=collate_shard_samples,
+            collate_fn=collate,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers,
             prefetch_factor=self.prefetch_factor,
-            drop_last=train and len(dataset) > batch_size,  # type: ignore[arg-type]
+            drop_last=train and length > batch_size,
+            **extra,
         )
 
     def train_dataloader(self) -> DataLoader:
