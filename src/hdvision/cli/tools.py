@@ -82,17 +82,12 @@ def shard(args: argparse.Namespace) -> int:
     from hydra.utils import instantiate
     from tqdm import tqdm
 
-    from hdvision.data.datamodule import check_disjoint_splits
-    from hdvision.data.listing import report_problems
     from hdvision.data.shard_writer import write_shards
 
     datamodule = instantiate(compose(args.overrides).data)
     datamodule.prepare_data()
     names = datamodule.class_names
-    splits = datamodule.source.splits(names)
-    for split, listed in splits.items():
-        report_problems(listed, f"the {split} split", datamodule.on_bad_image)
-    check_disjoint_splits(splits)
+    splits = datamodule.list_splits()
     bars: dict[str, tqdm] = {}
 
     def progress(split: str, done: int, total: int) -> None:

@@ -21,7 +21,7 @@ from hdvision.data.augment import build_augmentations
 from hdvision.data.cache import DecodeCache
 from hdvision.data.dataset import ImageDataset, SeededSampler, collate_samples
 from hdvision.data.decode import DEFAULT_MAX_PIXELS, DecodeSettings
-from hdvision.data.listing import DataSourceError, SampleList, report_problems
+from hdvision.data.listing import SPLITS, DataSourceError, SampleList, report_problems
 from hdvision.data.sources import DataSource
 
 log = logging.getLogger(__name__)
@@ -164,17 +164,23 @@ class HDImageDataModule(pl.LightningDataModule):
             self.augmentations, size, self.decode.fit, train, output_size=self.sample_size
         )
 
+    def list_splits(self) -> dict[str, SampleList]:
+        """Each split's samples as the source lists them, checked as training needs them: no
+        file in two splits, listing problems raised or (``on_bad_image=skip``) recorded."""
+        sources = self.source.splits(self.class_names)
+        check_disjoint_splits(sources)
+        for split, source in sources.items():
+            report_problems(source, f"the {split} split", self.on_bad_image)
+            self.problems[split] = list(source.problems)
+        return sources
+
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
         if callable(getattr(self.source, "stream", None)):
             self._setup_streams()
             return
-        sources = self.source.splits(self.class_names)
-        check_disjoint_splits(sources)
-        for split, source in sources.items():
-            report_problems(source, f"the {split} split", self.on_bad_image)
-            self.problems[split] = list(source.problems)
+        for split, source in self.list_splits().items():
             train = split == "train"
             size = self.aug_size if train else self.sample_size
             transform = self._transform(train)
@@ -193,7 +199,7 @@ class HDImageDataModule(pl.LightningDataModule):
             raise DataSourceError(
                 "data.cache does not apply to a streamed source (data=shards); set data.cache=false"
             )
-        for split in ("train", "val", "test"):
+        for split in SPLITS:
             train = split == "train"
             size = self.aug_size if train else self.sample_size
             stream = partial(

@@ -23,6 +23,18 @@ log = logging.getLogger(__name__)
 BAD_IMAGE_POLICIES = ("raise", "skip")
 
 
+def augment_to_tensor(
+    image: np.ndarray, transform: A.Compose | None, seed: int | None = None
+) -> torch.Tensor:
+    """A decoded (H, W, 3) image through ``transform`` (seeded when ``seed`` is given) as a
+    (3, H, W) uint8 tensor: the last step of every training and evaluation item."""
+    if transform is not None:
+        if seed is not None:
+            transform.set_random_seed(seed)
+        image = transform(image=image)["image"]
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
+
+
 class ImageDataset(Dataset):
     """``(path, label)`` samples decoded with ``decode`` (a :class:`DecodeSettings`, or a
     :class:`~hdvision.data.cache.DecodeCache` of them) and passed through ``transform``.
@@ -54,13 +66,7 @@ class ImageDataset(Dataset):
 
     def load(self, index: int, seed: int | None = None) -> dict:
         path, label = self.samples[index]
-        image = self.decode(path)
-        if self.transform is not None:
-            if seed is not None:
-                self.transform.set_random_seed(seed)
-            image = self.transform(image=image)["image"]
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
-        return {"image": tensor, "label": label}
+        return {"image": augment_to_tensor(self.decode(path), self.transform, seed), "label": label}
 
     def __getitem__(self, item: int | tuple[int, int]) -> dict:
         index, seed = item if isinstance(item, tuple) else (item, None)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hdvision.data.decode import DecodeSettings
-from hdvision.data.listing import DataSourceError
+from hdvision.data.listing import SPLITS, DataSourceError
 from hdvision.data.shards import META_FILE, REMOTE_SCHEMES, ShardDataset, ShardSource, read_metadata
 
 
@@ -32,7 +32,7 @@ def shard_members(
     target = target.rstrip("/")
     uri, split = target, None
     base, _, last = target.rpartition("/")
-    if last in ("train", "val", "test") and _holds_metadata(base):
+    if last in SPLITS and _holds_metadata(base):
         uri, split = base, last
     meta = read_metadata(uri, {}, cache_dir)
     names = meta["class_names"]
@@ -52,6 +52,13 @@ def _holds_metadata(uri: str) -> bool:
     if uri.startswith(REMOTE_SCHEMES):
         return True  # the caller's read_metadata says so, in one line, when it does not
     return (Path(uri) / META_FILE).is_file()
+
+
+def is_shard_set(item: str) -> bool:
+    """A shard set or one of its splits: a URL, or a folder holding ``hdvision_shards.json``
+    (itself or its parent)."""
+    path = Path(item)
+    return _holds_metadata(item) or (path.name in SPLITS and _holds_metadata(str(path.parent)))
 
 
 def _reader(uri: str, split: str, cache_dir: str = "data/shard_cache") -> ShardDataset:

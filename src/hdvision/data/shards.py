@@ -29,6 +29,7 @@ from litdata.streaming.downloader import get_downloader
 from litdata.streaming.resolver import Dir
 from litdata.streaming.sampler import ChunkedIndex
 
+from hdvision.data.dataset import augment_to_tensor
 from hdvision.data.decode import BadImageError, DecodeSettings
 from hdvision.data.listing import DataSourceError, SampleList
 from hdvision.data.shard_transport import allow_plain_http_endpoint
@@ -158,13 +159,11 @@ class ShardDataset(StreamingDataset):
                 "index": item["index"],
                 "skipped": [name],
             }
-        if self.augment is not None:
-            gen = torch.Generator().manual_seed(
-                (self.augment_seed * 100_003 + self.current_epoch) * 1_000_003 + item["index"]
-            )
-            self.augment.set_random_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
-            image = self.augment(image=image)["image"]
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
+        gen = torch.Generator().manual_seed(
+            (self.augment_seed * 100_003 + self.current_epoch) * 1_000_003 + item["index"]
+        )
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+        tensor = augment_to_tensor(image, self.augment, seed)
         return {"image": tensor, "label": item["label"], "index": item["index"], "skipped": []}
 
     def members(self) -> Iterator[tuple[str, int, bytes]]:

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hdvision.data.listing import DataSourceError, read_manifest
-from hdvision.data.shard_members import ShardMember, shard_members
-from hdvision.data.shards import META_FILE, REMOTE_SCHEMES
+from hdvision.data.shard_members import ShardMember, is_shard_set, shard_members
 from hdvision.errors import UserError
 
 
@@ -26,17 +25,6 @@ class InputRow:
     path: str
     label: str | None = None
     member: ShardMember | None = None
-
-
-def is_shard_set(item: str) -> bool:
-    """A shard set or one of its splits: a URL, or a folder holding ``hdvision_shards.json``
-    (itself or its parent)."""
-    if item.startswith(REMOTE_SCHEMES):
-        return True
-    path = Path(item)
-    return (path / META_FILE).is_file() or (
-        path.name in ("train", "val", "test") and (path.parent / META_FILE).is_file()
-    )
 
 
 def _shard_rows(item: str, limit: int | None) -> list[InputRow]:

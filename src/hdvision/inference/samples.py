@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from hdvision.inference.inputs import InputError, InputRow, is_shard_set, list_inputs
+from hdvision.data.shard_members import is_shard_set
+from hdvision.inference.inputs import InputError, InputRow, list_inputs
 from hdvision.inference.predict import PredictionImages
 
 log = logging.getLogger(__name__)

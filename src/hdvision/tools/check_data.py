@@ -10,15 +10,15 @@ from collections.abc import Iterator
 from typing import Any
 
 
-def _members(dataset: Any) -> Iterator[tuple[str, int, Any]]:
-    """(name, label, what PIL opens) of every member: a file's path, or a shard member's bytes."""
+def _members(dataset: Any) -> Iterator[tuple[str, int, bytes | None]]:
+    """(name, label, encoded bytes) of every member: a shard member's bytes, or None for a file
+    (read from its path)."""
     members = getattr(dataset, "members", None)
     if callable(members):  # a streamed split (hdvision.data.shards.ShardDataset)
-        for name, label, data in members():
-            yield name, label, io.BytesIO(data)
+        yield from members()
     else:
         for path, label in dataset.samples:
-            yield path, label, path
+            yield path, label, None
 
 
 def check_splits(datamodule: Any) -> list[str]:
@@ -38,15 +38,14 @@ def check_splits(datamodule: Any) -> list[str]:
         sizes: Counter = Counter()
         modes: Counter = Counter()
         count = 0
-        for name, label, opened in _members(dataset):
+        for name, label, data in _members(dataset):
             count += 1
             per_class[datamodule.class_names[label]] += 1
-            data = opened.getvalue() if isinstance(opened, io.BytesIO) else None
             try:
                 # Decoding first: it names every way a file can be refused, before or while
                 # decoding; a file it accepts opens for the statistics.
                 decode_image(name, decode.size, decode.fit, decode.reduced, decode.max_pixels, data)
-                with Image.open(opened) as image:
+                with Image.open(name if data is None else io.BytesIO(data)) as image:
                     sizes[f"{image.width}x{image.height}"] += 1
                     modes[image.mode] += 1
             except BadImageError as err:
