@@ -8,10 +8,17 @@ import pytest
 import torch
 
 
-def RunIf(min_gpus: int = 0, no_cuda: bool = False) -> pytest.MarkDecorator:  # noqa: N802
+def RunIf(  # noqa: N802
+    min_gpus: int = 0, no_cuda: bool = False, cxx: bool = False
+) -> pytest.MarkDecorator:
     """``@RunIf(min_gpus=1)``: needs that many CUDA devices; ``@RunIf(no_cuda=True)``: checks
-    behaviour on a machine without CUDA."""
+    behaviour on a machine without CUDA; ``@RunIf(cxx=True)``: needs a C++ compiler (for
+    ``torch.compile`` on CPU)."""
+    from hdvision.inference.compiled import compiler_missing
+
     reasons = []
+    if cxx and (missing := compiler_missing()):
+        reasons.append(missing)
     if min_gpus and torch.cuda.device_count() < min_gpus:
         reasons.append(f"needs {min_gpus} CUDA device(s)")
     if no_cuda and torch.cuda.is_available():

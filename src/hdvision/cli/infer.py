@@ -71,6 +71,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--workers", type=non_negative, default=2)
     b.add_argument("--repeats", type=positive, default=5, help="timed rounds per model and batch")
     b.add_argument("--work-dir", help="where the ONNX files go (default: a temporary folder)")
+    b.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="leave out the torch.compile rows (fp32 and PT2E int8; they compile for minutes)",
+    )
     b.add_argument("--json", type=output_file, help="also write the numbers here")
 
     c = sub.add_parser("bench-models", help="cost of several checkpoints, one run, same images")
@@ -166,6 +171,7 @@ def bench_infer(args: argparse.Namespace) -> int:
         workers=args.workers,
         repeats=args.repeats,
         work_dir=args.work_dir,
+        compiled=not args.no_compile,
     )
     print(format_results(result))
     if args.json:

@@ -1,7 +1,8 @@
 """``hdvision bench-infer``: one run, the same images, every way to run a trained model.
 
 Model alone (decoded uint8 batches in memory): PyTorch eager fp32 (contiguous and channels-last),
-onnxruntime fp32 and int8, at batch 1 and 16, ms per image. End to end (JPEG files on disk →
+``torch.compile`` fp32 and PT2E int8 (where a C++ compiler is present), onnxruntime fp32 and int8,
+at batch 1 and 16, ms per image. End to end (JPEG files on disk →
 ``predict``'s loader with workers → model): images/s, against the decode-only floor measured in
 the same run. Plus file sizes and accuracy on the labelled images.
 """
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hdvision.inference.compiled import CompiledPredictor, compiler_missing, pt2e_int8
 from hdvision.inference.export import export_onnx
 from hdvision.inference.inputs import InputError, complete_labels, label_indices
 from hdvision.inference.predict import prediction_loader, run_predictions
@@ -72,6 +74,10 @@ def _torch_name(predictor: TorchPredictor) -> str:
     return "pytorch fp32" + (" channels-last" if predictor.model.hparams.channels_last else "")
 
 
+def state_bytes(module: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in module.state_dict().values())
+
+
 def run_inference_benchmark(
     checkpoint: str,
     images: str | None = None,
@@ -80,7 +86,14 @@ def run_inference_benchmark(
     workers: int = 2,
     repeats: int = 5,
     work_dir: str | None = None,
+    compiled: bool = True,
 ) -> dict[str, Any]:
+    """Every variant on the same images; ``compiled=False`` (or no C++ compiler) leaves out the
+    ``torch.compile`` rows, which spend a minute or more compiling."""
+    notes = []
+    if compiled and (missing := compiler_missing()):
+        notes.append(f"torch.compile rows left out: {missing}")
+        compiled = False
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(work_dir or scratch)
         folder.mkdir(parents=True, exist_ok=True)
@@ -104,10 +117,18 @@ def run_inference_benchmark(
             "onnxruntime int8": OnnxPredictor(folder / "model.int8.onnx"),
         }
         sizes = {
-            "pytorch": sum(t.numel() * t.element_size() for t in eager.model.state_dict().values()),
+            "pytorch": state_bytes(eager.model),
             "onnxruntime fp32": (folder / "model.onnx").stat().st_size,
             "onnxruntime int8": (folder / "model.int8.onnx").stat().st_size,
         }
+        if compiled:
+            calibration_images = decoded_batch(
+                image_rows(calibration, eager.meta, 512, "--calibration"), pre
+            )
+            int8 = pt2e_int8(eager, calibration_images)
+            variants["pytorch fp32 torch.compile"] = CompiledPredictor(eager)
+            variants["pytorch int8 pt2e torch.compile"] = int8
+            sizes["pytorch int8 pt2e torch.compile"] = state_bytes(int8.net)
         floor = decode_floor([r.path for r in rows], pre, workers)
         results = []
         for name, predictor in variants.items():
@@ -129,6 +150,7 @@ def run_inference_benchmark(
         "decode_floor_img_s": floor,
         "parity": parity,
         "results": results,
+        "notes": notes,
     }
 
 
@@ -139,13 +161,13 @@ def format_results(result: dict[str, Any]) -> str:
         f"decoded at {result['sample_size'][0]}x{result['sample_size'][1]}; "
         f"{result['threads']} threads, {result['workers']} loader workers",
         f"decode-only floor: {result['decode_floor_img_s']:.1f} images/s",
-        f"{'variant':30s} {'ms/img b1':>10s} {'ms/img b16':>11s} {'vs fp32':>8s} "
+        f"{'variant':32s} {'ms/img b1':>10s} {'ms/img b16':>11s} {'vs fp32':>8s} "
         f"{'e2e img/s':>10s} {'% floor':>8s} {'MB':>6s} {'accuracy':>9s}",
     ]
     for r in result["results"]:
         acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
         lines.append(
-            f"{r['variant']:30s} {r['ms_batch1']:10.2f} {r['ms_batch16']:11.2f} "
+            f"{r['variant']:32s} {r['ms_batch1']:10.2f} {r['ms_batch16']:11.2f} "
             f"{base / r['ms_batch16']:7.2f}x {r['e2e_img_s']:10.1f} "
             f"{100 * r['e2e_img_s'] / result['decode_floor_img_s']:7.0f}% "
             f"{r['size_mb']:6.1f} {acc:>9s}"
@@ -155,4 +177,5 @@ def format_results(result: dict[str, Any]) -> str:
         f"ONNX parity: max |logit difference| {p['max_abs_diff']:.2e}, top-1 agreement "
         f"{p['top1_agreement']:.1%} on {p['images']} images"
     )
+    lines += result.get("notes", [])
     return "\n".join(lines)
