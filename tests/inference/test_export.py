@@ -92,6 +92,30 @@ def test_int8_model_loads_predicts_and_keeps_the_metadata(trained_run, exported,
     assert out.stat().st_size < exported[0].stat().st_size
 
 
+def test_keep_float_leaves_the_named_module_in_float_and_names_an_unknown_one(
+    exported, tmp_path, capsys
+):
+    scopes = OnnxPredictor(exported[0]).meta["float_scopes"]
+    plain = set(float_nodes(exported[0], scopes))
+    kept = set(float_nodes(exported[0], scopes, ["model.backbone.blocks.0"]))
+    assert plain < kept and any("conv" in n.lower() for n in kept - plain)
+    out = tmp_path / "q.onnx"
+    argv = ["quantize", str(exported[0]), "--out", str(out), "--num-images", "8"]
+    assert main([*argv, "--keep-float", "model.backbone.blocks.0"]) == 0
+    assert "kept in float: model.backbone.blocks.0" in capsys.readouterr().out
+    model = onnx.load(str(out))
+    dequantized = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    block_convs = [n for n in model.graph.node if n.name in kept - plain and n.op_type == "Conv"]
+    # Float weights (its input may still arrive through the previous layer's int8 output).
+    assert block_convs and not [n for n in block_convs if n.input[1] in dequantized]
+    others = [n for n in model.graph.node if n.op_type == "Conv" and n.name not in kept]
+    assert others and all(n.input[1] in dequantized for n in others)
+    assert main([*argv, "--keep-float", "model.backbone.nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--keep-float model.backbone.nope" in err
+    assert "model.backbone.blocks.0" in err  # the paths it could have given
+
+
 def test_quantize_refuses_an_onnx_file_it_did_not_export(tmp_path, capsys):
     (tmp_path / "junk.onnx").write_bytes(b"\x08\x07junk")
     assert main(["quantize", str(tmp_path / "junk.onnx"), "--out", str(tmp_path / "q.onnx")]) == 2

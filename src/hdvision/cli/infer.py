@@ -53,6 +53,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--method", choices=CALIBRATION_METHODS, default="minmax")
     q.add_argument("--out", type=output_file, default="model.int8.onnx")
     q.add_argument(
+        "--keep-float",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="a module path left in float (repeatable), e.g. model.backbone.blocks.0",
+    )
+    q.add_argument(
         "--report",
         type=non_negative,
         default=0,
@@ -141,12 +148,18 @@ def quantize(args: argparse.Namespace) -> int:
     from hdvision.inference.quantize import quantize_onnx
 
     info = quantize_onnx(
-        args.model, args.out, args.calibration, args.num_images, method=args.method
+        args.model,
+        args.out,
+        args.calibration,
+        args.num_images,
+        method=args.method,
+        keep_float=args.keep_float,
     )
     size = Path(args.out).stat().st_size / 1e6
     print(
         f"int8 model {args.out} ({size:.1f} MB), calibrated ({info['method']}) on "
         f"{info['calibration_images']} images"
+        + (f"; kept in float: {', '.join(args.keep_float)}" if args.keep_float else "")
     )
     if args.report:
         from hdvision.inference.int8_debug import activation_errors, format_errors

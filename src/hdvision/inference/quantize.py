@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import ast
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from hdvision.inference.export import add_metadata
+from hdvision.inference.inputs import InputError
 from hdvision.inference.predictor import OnnxPredictor
 from hdvision.inference.samples import decoded_batch, image_rows
 
@@ -24,28 +26,47 @@ from hdvision.inference.samples import decoded_batch, image_rows
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 
-def float_nodes(path: str | Path, scopes: list[str] | None) -> list[str]:
+def node_scopes(node: Any) -> list[str]:
+    """The module paths an exported node belongs to (``ImagesToLogits``' names, outermost first)."""
+    meta = {p.key: p.value for p in node.metadata_props}
+    return list(ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]")))
+
+
+def float_nodes(path: str | Path, scopes: list[str] | None, keep: Sequence[str] = ()) -> list[str]:
     """Nodes to keep in float: those of the ``scopes`` modules (the export records them, see
-    :func:`~hdvision.inference.predictor.float_scopes`) except their ``inner`` stem, and the
-    area resizes (MatMul with averaging constants, on the image's skip path). An export that
-    predates the record: the saliency sampler found by its class's path in the node scopes."""
+    :func:`~hdvision.inference.predictor.float_scopes`) except their ``inner`` stem, the area
+    resizes (MatMul with averaging constants, on the image's skip path), and every node of the
+    modules named in ``keep`` (e.g. ``model.backbone.blocks.0``; one that matches no node is an
+    :class:`InputError`). An export that predates the record: the saliency sampler found by its
+    class's path in the node scopes."""
     import onnx
 
     from hdvision.models.stems.zoom import SaliencySamplerStem
 
     zoom_class = f"{SaliencySamplerStem.__module__}.{SaliencySamplerStem.__qualname__}"
-    names = []
+    names, matched, modules = [], set(), set()
     for node in onnx.load(str(path), load_external_data=False).graph.node:
         meta = {p.key: p.value for p in node.metadata_props}
+        found = node_scopes(node)
+        modules.update(s for s in found if s.count(".") in (2, 3) and s.startswith("model."))
         if scopes is not None:
-            node_scopes = ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]"))
-            owner = next((s for s in scopes if s in node_scopes), None)
-            in_zoom = owner is not None and f"{owner}.inner" not in node_scopes
+            owner = next((s for s in scopes if s in found), None)
+            in_zoom = owner is not None and f"{owner}.inner" not in found
         else:
             namespace = meta.get("namespace", "")
             in_zoom = zoom_class in namespace and ".inner:" not in namespace
-        if in_zoom or node.op_type == "MatMul":
+        kept = {k for k in keep if k in found}
+        matched |= kept
+        if in_zoom or kept or node.op_type == "MatMul":
             names.append(node.name)
+    if missing := [k for k in keep if k not in matched]:
+        # The exporter folds each BatchNorm into its convolution under the norm's name, so a
+        # convolution followed by a norm is kept by its block's (or its norm's) path.
+        examples = ", ".join(sorted(modules)[:8])
+        raise InputError(
+            f"--keep-float {missing[0]}: no node of {path} belongs to that module; give a module "
+            f"path of the exported model, such as {examples}"
+        )
     return names
 
 
@@ -68,10 +89,12 @@ def quantize_onnx(
     num_images: int = 512,
     batch_size: int = 16,
     method: str = "minmax",
+    keep_float: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Static int8 (QDQ, activations uint8, weights int8 per channel) of an hdvision ONNX file,
     calibrated on ``num_images`` images of ``calibration`` (a folder or manifest of training
-    images; default: the training data the model records). The metadata is carried over."""
+    images; default: the training data the model records); the modules in ``keep_float`` stay
+    float (:func:`float_nodes`). The metadata is carried over."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -88,6 +111,7 @@ def quantize_onnx(
         "percentile": CalibrationMethod.Percentile,
     }
     source = OnnxPredictor(model)  # checks it is an hdvision export and reads its metadata
+    keep = float_nodes(model, source.meta.get("float_scopes"), keep_float)
     pre = source.meta["preprocessing"]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +121,6 @@ def quantize_onnx(
         prepared = Path(scratch) / "prepared.onnx"
         # Shape inference and graph optimisation first, as onnxruntime recommends for static int8.
         quant_pre_process(str(model), str(prepared), skip_symbolic_shape=False)
-        keep_float = float_nodes(model, source.meta.get("float_scopes"))
         quantize_static(
             str(prepared),
             str(out),
@@ -107,7 +130,7 @@ def quantize_onnx(
             weight_type=QuantType.QInt8,
             per_channel=True,
             calibrate_method=methods[method],
-            nodes_to_exclude=keep_float,
+            nodes_to_exclude=keep,
         )
     add_metadata(out, source.meta)
-    return {"calibration_images": len(images), "method": method}
+    return {"calibration_images": len(images), "method": method, "keep_float": list(keep_float)}
