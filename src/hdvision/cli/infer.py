@@ -79,6 +79,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--repeats", type=positive, default=5, help="timed rounds per model and batch")
     b.add_argument("--work-dir", help="where the ONNX files go (default: a temporary folder)")
     b.add_argument(
+        "--keep-float",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="a module the onnxruntime int8 model leaves in float (as for quantize)",
+    )
+    b.add_argument(
         "--no-compile",
         action="store_true",
         help="leave out the torch.compile rows (fp32 and PT2E int8; they compile for minutes)",
@@ -185,6 +192,7 @@ def bench_infer(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         work_dir=args.work_dir,
         compiled=not args.no_compile,
+        keep_float=args.keep_float,
     )
     print(format_results(result))
     if args.json:

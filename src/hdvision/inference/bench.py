@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,7 @@ def run_inference_benchmark(
     repeats: int = 5,
     work_dir: str | None = None,
     compiled: bool = True,
+    keep_float: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Every variant on the same images; ``compiled=False`` (or no C++ compiler) leaves out the
     ``torch.compile`` rows, which spend a minute or more compiling."""
@@ -108,7 +110,9 @@ def run_inference_benchmark(
                 "with `hdvision predict ... --on-bad-image skip`"
             )
         parity = export_onnx(checkpoint, folder / "model.onnx", images, min(32, len(rows)))
-        quantize_onnx(folder / "model.onnx", folder / "model.int8.onnx", calibration)
+        quantize_onnx(
+            folder / "model.onnx", folder / "model.int8.onnx", calibration, keep_float=keep_float
+        )
         other = _with_layout(TorchPredictor(checkpoint), not eager.model.hparams.channels_last)
         variants: dict[str, Any] = {
             _torch_name(eager): eager,
@@ -150,6 +154,7 @@ def run_inference_benchmark(
         "decode_floor_img_s": floor,
         "parity": parity,
         "results": results,
+        "keep_float": list(keep_float),
         "notes": notes,
     }
 
@@ -177,5 +182,7 @@ def format_results(result: dict[str, Any]) -> str:
         f"ONNX parity: max |logit difference| {p['max_abs_diff']:.2e}, top-1 agreement "
         f"{p['top1_agreement']:.1%} on {p['images']} images"
     )
+    if result.get("keep_float"):
+        lines.append(f"onnxruntime int8 keeps in float: {', '.join(result['keep_float'])}")
     lines += result.get("notes", [])
     return "\n".join(lines)
