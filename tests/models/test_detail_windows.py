@@ -6,7 +6,12 @@ import torch
 
 import hdvision.models  # noqa: F401  (registers hdvision_detail_windows)
 from hdvision.models.backbone import create_backbone
-from hdvision.models.detail_windows import DetailWindows, crop_windows, detail_peaks
+from hdvision.models.detail_windows import (
+    DetailWindows,
+    background_centres,
+    crop_windows,
+    detail_peaks,
+)
 
 
 def _canvas(boxes, size=(96, 128)):
@@ -97,6 +102,37 @@ def test_nothing_prior_starts_every_window_mostly_at_nothing():
     assert share[plain] < 0.5 and 0.8 < share[primed] < 0.97
 
 
+def test_background_windows_lie_on_texture_away_from_every_candidate():
+    torch.manual_seed(0)
+    x = _canvas([(8, 8, 12), (40, 90, 12)])
+    x[..., 60:96, :] += torch.rand(36, 128) * 0.3  # a textured strip the candidates do not cover
+    centres = detail_peaks(x, count=2, cell=4, spread=3, radius=2)
+    drawn = background_centres(x, centres, count=200, cell=4, radius=2)
+    assert drawn.shape == (1, 200, 2)
+    # At least radius + 1 cells (12 px) from every candidate, and on the texture, not the flat
+    # band between (rows 20-60 hold only the second object, a candidate).
+    distance = (drawn[0, :, None] - centres[0, None]).abs().amax(-1)
+    assert (distance >= 12).all()
+    assert (drawn[0, :, 0] >= 60).float().mean() > 0.95
+
+
+def test_background_windows_add_a_loss_toward_nothing_in_training_only():
+    model = DetailWindows(num_classes=3, count=4, window=12, background=8, background_weight=0.5)
+    x = _canvas([(8, 8, 12), (40, 90, 12)]).repeat(2, 1, 1, 1)
+    x[..., 60:96, :] += torch.rand(36, 128) * 0.3
+    model(x)
+    loss = model.auxiliary_loss
+    assert loss is not None and loss.item() > 0
+    loss.backward()
+    assert model.classifier.weight.grad is not None and model.classifier.bias.grad[3] < 0
+    model.eval()
+    model(x)
+    assert model.auxiliary_loss is None
+    plain = DetailWindows(num_classes=3, count=4, window=12).train()
+    plain(x)
+    assert plain.auxiliary_loss is None
+
+
 def test_bad_settings_name_the_values():
     with pytest.raises(ValueError, match="nothing_prior=1.0"):
         DetailWindows(nothing_prior=1.0)
@@ -104,6 +140,8 @@ def test_bad_settings_name_the_values():
         DetailWindows(pooling="max")
     with pytest.raises(ValueError, match="top_k=9"):
         DetailWindows(count=8, pooling="top_k", top_k=9)
+    with pytest.raises(ValueError, match="background=-1"):
+        DetailWindows(background=-1)
     with pytest.raises(ValueError, match="window=0"):
         DetailWindows(window=0)
     with pytest.raises(ValueError, match="no pretrained weights"):

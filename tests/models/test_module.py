@@ -118,3 +118,25 @@ def test_metrics_stay_separate_after_an_all_correct_first_batch():
     assert torch.isclose(result["test/f1"], f1.compute())
     assert torch.isclose(result["test/acc_top5"], top5.compute())
     assert not torch.isclose(result["test/f1"], result["test/acc_top5"])
+
+
+def test_a_backbone_auxiliary_loss_joins_the_training_loss_only():
+    import hdvision.models  # noqa: F401  (registers hdvision_detail_windows)
+
+    windows = {"name": "hdvision_detail_windows", "count": 4, "window": 8, "background": 4}
+    module = _module(backbone=windows, stem={"name": "none"}, backbone_input=None)
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 32, 48)
+    labels = torch.tensor([1, 2])
+    logged = {}
+    module.log = lambda name, value, **kw: logged.__setitem__(name, value)  # type: ignore[method-assign]
+    module.log_dict = lambda *a, **kw: None  # type: ignore[method-assign]
+    module.train()
+    torch.manual_seed(1)
+    loss, logits = module._step({"image": images, "label": labels}, module.train_metrics, "train")
+    label_loss = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.0)
+    assert torch.allclose(loss, label_loss + logged["train/auxiliary_loss"])
+    assert logged["train/auxiliary_loss"] > 0
+    module.eval()
+    loss, logits = module._step({"image": images, "label": labels}, module.val_metrics, "val")
+    assert torch.allclose(loss, torch.nn.functional.cross_entropy(logits, labels))

@@ -62,6 +62,25 @@ def detail_peaks(
     return torch.stack([best // width, best % width], -1) * cell + cell // 2
 
 
+def background_centres(
+    x: torch.Tensor, centres: torch.Tensor, count: int, cell: int = 4, radius: int = 2
+) -> torch.Tensor:
+    """(B, count, 2) positions drawn with probability ∝ detail among the cells no candidate
+    (``centres``, B, K, 2) lies within ``radius`` cells of: textured places that are, with
+    objects small and sparse, almost never an object (every object near a peak is a candidate)."""
+    detail = cell_detail(x.float(), cell)  # (B, h, w)
+    b, h, w = detail.shape
+    taken = torch.zeros_like(detail)
+    cells = (centres // cell).clamp_min(0)
+    rows, cols = cells[..., 0].clamp_max(h - 1), cells[..., 1].clamp_max(w - 1)
+    taken[torch.arange(b, device=x.device)[:, None], rows, cols] = 1.0
+    taken = F.max_pool2d(taken[:, None], 2 * radius + 1, 1, radius)[:, 0]
+    # A small floor: flat images (or every cell taken) still have somewhere to draw from.
+    weight = (detail + 1e-6 * detail.mean((1, 2), keepdim=True) + 1e-12) * (1 - taken) + 1e-12
+    drawn = torch.multinomial(weight.flatten(1), count, replacement=True)
+    return torch.stack([drawn // w, drawn % w], -1) * cell + cell // 2
+
+
 def crop_windows(x: torch.Tensor, centres: torch.Tensor, size: int) -> torch.Tensor:
     """(B, K, C, size, size) crops of ``x`` (B, C, H, W) around ``centres`` (B, K, 2), shifted
     inwards where they would leave the image (in channels-last memory: what the encoder wants)."""
@@ -107,6 +126,8 @@ class DetailWindows(nn.Module):
         nothing_prior: float = 0.0,
         pooling: str = "count",
         top_k: int = 3,
+        background: int = 0,
+        background_weight: float = 1.0,
         encoder: str | None = None,
         encoder_weights: str | None = None,
         drop_rate: float = 0.0,
@@ -125,6 +146,11 @@ class DetailWindows(nn.Module):
                 f"hdvision_detail_windows: pooling={pooling!r} must be one of {POOLINGS}, and "
                 f"top_k={top_k} in [1, count={count}]"
             )
+        if background < 0 or background_weight < 0:
+            raise ValueError(
+                f"hdvision_detail_windows: background={background} and background_weight="
+                f"{background_weight} must be 0 or more"
+            )
         if not 0.0 <= nothing_prior < 1.0:
             raise ValueError(
                 f"hdvision_detail_windows: nothing_prior={nothing_prior} must be in [0, 1): the "
@@ -134,6 +160,9 @@ class DetailWindows(nn.Module):
         self.pooling, self.top_k = pooling, top_k
         self.window, self.count, self.jitter = window, count, jitter
         self.cell, self.spread, self.radius = cell, spread, radius
+        self.background, self.background_weight = background, background_weight
+        # Set by each training forward when background > 0; HDClassifier adds it to the loss.
+        self.auxiliary_loss: torch.Tensor | None = None
         # The windows arrive in channels-last memory (crop_windows); so do the encoder's weights.
         # The whole image is better left as it is: the detail map runs faster on it.
         # ``encoder``: a timm model (e.g. pretrained EfficientNet-Lite0, ``encoder_weights``)
@@ -178,13 +207,32 @@ class DetailWindows(nn.Module):
     def window_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The windows' centres (B, K, 2) and their logits (B, K, classes + 1)."""
         centres = self.candidates(x)
+        return centres, self.encode(x, centres)
+
+    def encode(self, x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
         windows = crop_windows(x, centres, self.window)
         b, k = windows.shape[:2]
         features = self.encoder(windows.flatten(0, 1))
-        return centres, self.classifier(self.drop(features)).view(b, k, -1)
+        return self.classifier(self.drop(features)).view(b, k, -1)
+
+    def background_loss(self, x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy toward "nothing" of ``background`` windows per image away from every
+        candidate. Why: under the image label alone, a texture window is pushed toward the
+        image's class and away from the others, which sums to no push toward "nothing"; on
+        photos the ~125 texture candidates then stay a uniform guess that drowns the digits
+        (docs/results/megapixel_mnist.md). Texture away from the candidates is a free, nearly
+        clean label for what is not an object."""
+        with torch.no_grad():
+            where = background_centres(x, centres, self.background, self.cell, self.radius)
+        logits = self.encode(x, where).flatten(0, 1).float()
+        nothing = torch.full((len(logits),), self.num_classes, device=x.device)
+        return self.background_weight * F.cross_entropy(logits, nothing)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, logits = self.window_logits(x)
+        centres, logits = self.window_logits(x)
+        self.auxiliary_loss = None
+        if self.training and self.background:
+            self.auxiliary_loss = self.background_loss(x, centres)
         probs = logits.float().softmax(-1)[..., : self.num_classes]  # (B, K, classes)
         if self.pooling == "top_k":
             # Each class scored by its top_k most confident windows: the gradient reaches those

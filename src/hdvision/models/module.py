@@ -226,6 +226,11 @@ class HDClassifier(pl.LightningModule):
             self.log_dict({"train/kd_loss": kd, "train/ce_loss": ce}, batch_size=len(labels))
         else:
             loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+        # A backbone's own training signal beside the label (detail windows' background).
+        auxiliary = getattr(self.backbone, "auxiliary_loss", None)
+        if stage == "train" and auxiliary is not None:
+            self.log("train/auxiliary_loss", auxiliary, on_step=True, batch_size=len(labels))
+            loss = loss + auxiliary
         # The progress bar reads the loss every step anyway: this check costs no extra sync.
         if stage == "train" and not torch.isfinite(loss.detach()).item():
             raise FloatingPointError(
