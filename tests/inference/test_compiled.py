@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from hdvision.inference.bench import graph_bytes, state_bytes
 from hdvision.inference.compiled import CompiledPredictor, compiler_missing, pt2e_int8
 from hdvision.inference.predictor import TorchPredictor
 from hdvision.inference.samples import decoded_batch, image_rows
@@ -51,6 +52,8 @@ def test_compiled_and_pt2e_int8_predict_like_the_eager_model(trained_run):
     convs = [n for n in graph.graph.nodes if n.target == torch.ops.aten.conv2d.default]
     outside = [n for n in convs if not in_zoom(n)]
     assert outside and all(n.args[1] in dequantized for n in outside)
+    # Its weights are int8: the tensors the graph reads take well under half the float model's.
+    assert graph_bytes(graph) < state_bytes(eager.model) / 2
     logits = int8(images[:8])
     assert logits.shape == reference.shape and np.isfinite(logits).all()
     # The tiny model's logits are close together (argmax ties): compare the logits themselves.
