@@ -1,10 +1,12 @@
 """``hdvision quantize``: an exported fp32 ONNX model → static int8 (onnxruntime), calibrated on
 real decoded images, weights per channel.
 
-Why onnxruntime rather than PT2E's ``X86InductorQuantizer``: the int8 model is the ONNX file that
-``hdvision predict`` and any onnxruntime deployment load, with no torch at run time; the PT2E path
-gets its int8 speed only through ``torch.compile`` (Inductor, a C++ toolchain at run time) and was
-not measured here. What int8 gains and costs on the default model: docs/results/inference.md.
+Why onnxruntime here: the int8 model is the ONNX file that ``hdvision predict`` and any
+onnxruntime deployment load, with no torch at run time. PT2E (``X86InductorQuantizer``,
+:mod:`hdvision.inference.compiled`, a row of ``bench-infer``) needs ``torch.compile`` and a C++
+toolchain at run time, but kept the default model's accuracy better over three seeds
+(docs/results/inference.md: onnxruntime's int8 lost 27 points on one of them). Check an int8
+file's accuracy on labelled images (``hdvision predict``) before deploying it.
 """
 
 from __future__ import annotations
