@@ -33,7 +33,7 @@ def test_compiled_and_pt2e_int8_predict_like_the_eager_model(trained_run):
     np.testing.assert_allclose(CompiledPredictor(eager)(images[:8]), reference, atol=1e-3)
 
     int8 = pt2e_int8(eager, images, batch_size=8)
-    graph = int8.net._orig_mod  # the converted graph under torch.compile
+    graph = int8.module  # the converted graph torch.compile runs
     quantized = [n for n in graph.graph.nodes if "quantize_per" in str(n.target)]
     assert quantized, "PT2E quantized nothing"
 

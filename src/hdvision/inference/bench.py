@@ -150,7 +150,7 @@ def run_inference_benchmark(
             int8 = pt2e_int8(eager, calibration_images)
             variants["pytorch fp32 torch.compile"] = CompiledPredictor(eager)
             variants["pytorch int8 pt2e torch.compile"] = int8
-            sizes["pytorch int8 pt2e torch.compile"] = graph_bytes(int8.net._orig_mod)
+            sizes["pytorch int8 pt2e torch.compile"] = graph_bytes(int8.module)
         floor = decode_floor([r.path for r in rows], pre, workers)
         results = []
         for name, predictor in variants.items():

@@ -33,8 +33,9 @@ class CompiledPredictor:
 
     def __init__(self, base: TorchPredictor, net: nn.Module | None = None) -> None:
         self.path, self.meta, self.device = base.path, base.meta, base.device
+        self.module = net if net is not None else base.net  # what is compiled
         # dynamic=False: one graph per batch size, each at full speed; a benchmark calls few.
-        self.net = torch.compile(net if net is not None else base.net, dynamic=False)
+        self.net = torch.compile(self.module, dynamic=False)
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor | np.ndarray) -> np.ndarray:

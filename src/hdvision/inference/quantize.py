@@ -46,7 +46,9 @@ def float_nodes(path: str | Path, scopes: list[str] | None, keep: Sequence[str] 
     from hdvision.models.stems.zoom import SaliencySamplerStem
 
     zoom_class = f"{SaliencySamplerStem.__module__}.{SaliencySamplerStem.__qualname__}"
-    names, matched, modules = [], set(), set()
+    names: list[str] = []
+    matched: set[str] = set()
+    modules: set[str] = set()
     for node in onnx.load(str(path), load_external_data=False).graph.node:
         meta = {p.key: p.value for p in node.metadata_props}
         found = node_scopes(node)
