@@ -21,6 +21,8 @@ def test_without_a_cxx_compiler_the_reason_names_it(monkeypatch, tmp_path):
     (tmp_path / "my-cxx").write_text("#!/bin/sh\n")
     (tmp_path / "my-cxx").chmod(0o755)
     assert compiler_missing() is None
+    monkeypatch.setenv("CXX", "my-cxx -O2")  # flags after the compiler's name
+    assert compiler_missing() is None
 
 
 @RunIf(cxx=True)

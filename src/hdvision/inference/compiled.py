@@ -21,7 +21,10 @@ from hdvision.inference.predictor import TorchPredictor, float_scopes
 
 def compiler_missing() -> str | None:
     """Why Inductor cannot build CPU kernels on this machine, or None when it can."""
-    names = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "clang++"]
+    # CXX may carry a launcher or flags ("ccache g++"): the first word is what must exist.
+    names = (
+        [os.environ["CXX"].split()[0]] if os.environ.get("CXX", "").strip() else ["g++", "clang++"]
+    )
     if not any(shutil.which(name) for name in names):
         return f"no C++ compiler ({' / '.join(names)}) on PATH: torch.compile needs one on CPU"
     return None
