@@ -171,11 +171,9 @@ def quantize(args: argparse.Namespace) -> int:
     if args.report:
         from hdvision.inference.int8_debug import activation_errors, format_errors
         from hdvision.inference.predictor import OnnxPredictor
-        from hdvision.inference.samples import decoded_batch, image_rows
+        from hdvision.inference.quantize import calibration_images
 
-        meta = OnnxPredictor(args.model).meta
-        rows = image_rows(args.calibration, meta, 64, "--calibration")
-        images = decoded_batch(rows, meta["preprocessing"])
+        images = calibration_images(args.calibration, OnnxPredictor(args.model).meta, 64)
         print(format_errors(activation_errors(args.model, args.out, images), args.report))
     return 0
 

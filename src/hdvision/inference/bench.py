@@ -23,7 +23,7 @@ from hdvision.inference.export import export_onnx
 from hdvision.inference.inputs import InputError, complete_labels, label_indices
 from hdvision.inference.predict import prediction_loader, run_predictions
 from hdvision.inference.predictor import OnnxPredictor, TorchPredictor
-from hdvision.inference.quantize import quantize_onnx
+from hdvision.inference.quantize import calibration_images, quantize_onnx
 from hdvision.inference.samples import decoded_batch, image_rows
 
 
@@ -128,8 +128,13 @@ def run_inference_benchmark(
                 "with `hdvision predict ... --on-bad-image skip`"
             )
         parity = export_onnx(checkpoint, folder / "model.onnx", images, min(32, len(rows)))
+        # One set of decoded calibration images for both int8 variants.
+        calibrating = calibration_images(calibration, eager.meta)
         quantize_onnx(
-            folder / "model.onnx", folder / "model.int8.onnx", calibration, keep_float=keep_float
+            folder / "model.onnx",
+            folder / "model.int8.onnx",
+            keep_float=keep_float,
+            images=calibrating,
         )
         other = _with_layout(TorchPredictor(checkpoint), not eager.model.hparams.channels_last)
         variants: dict[str, Any] = {
@@ -144,10 +149,7 @@ def run_inference_benchmark(
             "onnxruntime int8": (folder / "model.int8.onnx").stat().st_size,
         }
         if compiled:
-            calibration_images = decoded_batch(
-                image_rows(calibration, eager.meta, 512, "--calibration"), pre
-            )
-            int8 = pt2e_int8(eager, calibration_images)
+            int8 = pt2e_int8(eager, calibrating)
             variants["pytorch fp32 torch.compile"] = CompiledPredictor(eager)
             variants["pytorch int8 pt2e torch.compile"] = int8
             sizes["pytorch int8 pt2e torch.compile"] = graph_bytes(int8.module)

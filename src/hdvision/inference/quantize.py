@@ -86,6 +86,15 @@ class _Batches:
         return next(self.feeds, None)
 
 
+def calibration_images(
+    calibration: str | None, meta: dict[str, Any], num_images: int = 512
+) -> torch.Tensor:
+    """``num_images`` decoded uint8 images of ``calibration`` (a folder or manifest of training
+    images; default: the training data the model's ``meta`` records)."""
+    rows = image_rows(calibration, meta, num_images, "--calibration")
+    return decoded_batch(rows, meta["preprocessing"])
+
+
 def quantize_onnx(
     model: str | Path,
     out: str | Path,
@@ -94,11 +103,11 @@ def quantize_onnx(
     batch_size: int = 16,
     method: str = "minmax",
     keep_float: Sequence[str] = (),
+    images: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Static int8 (QDQ, activations uint8, weights int8 per channel) of an hdvision ONNX file,
-    calibrated on ``num_images`` images of ``calibration`` (a folder or manifest of training
-    images; default: the training data the model records); the modules in ``keep_float`` stay
-    float (:func:`float_nodes`). The metadata is carried over."""
+    calibrated on :func:`calibration_images` (or on ``images``, already decoded); the modules in
+    ``keep_float`` stay float (:func:`float_nodes`). The metadata is carried over."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -116,12 +125,11 @@ def quantize_onnx(
     }
     source = OnnxPredictor(model)  # checks it is an hdvision export and reads its metadata
     keep = float_nodes(model, source.meta.get("float_scopes"), keep_float)
-    pre = source.meta["preprocessing"]
+    if images is None:
+        images = calibration_images(calibration, source.meta, num_images)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
-        rows = image_rows(calibration, source.meta, num_images, "--calibration")
-        images = decoded_batch(rows, pre)
         prepared = Path(scratch) / "prepared.onnx"
         # Shape inference and graph optimisation first, as onnxruntime recommends for static int8.
         quant_pre_process(str(model), str(prepared), skip_symbolic_shape=False)
