@@ -11,6 +11,57 @@ from typing import Any
 
 import albumentations as A
 import cv2
+import numpy as np
+
+
+class ShrinkShift(A.DualTransform):
+    """Scale jitter and translation that keep everything on the canvas: the image shrinks by a
+    factor drawn from ``scale`` (≤ 1, area filter) and lands at a random place of a canvas of its
+    own size filled with ``fill``. Affine's ``translate`` pushes whatever lies near a border off
+    the canvas (a Megapixel-MNIST digit can touch it: the label changes); here the shift never
+    exceeds the margin the shrink freed, so every object stays whole (masks follow, nearest)."""
+
+    def __init__(
+        self, scale: tuple[float, float] = (0.85, 1.0), fill: float = 0, p: float = 0.5
+    ) -> None:
+        super().__init__(p=p)
+        low, high = (float(v) for v in scale)
+        if not 0 < low <= high <= 1:
+            raise ValueError(
+                f"ShrinkShift scale must be [low, high] with 0 < low <= high <= 1, got {scale}"
+            )
+        self.scale, self.fill = (low, high), fill
+
+    def get_params_dependent_on_data(self, params: dict, data: dict) -> dict:
+        height, width = params["shape"][:2]
+        factor = self.py_random.uniform(*self.scale)
+        inner = (max(1, round(height * factor)), max(1, round(width * factor)))
+        top = self.py_random.randint(0, height - inner[0])
+        left = self.py_random.randint(0, width - inner[1])
+        return {"inner": inner, "top": top, "left": left}
+
+    def _place(
+        self, image: np.ndarray, inner: tuple[int, int], top: int, left: int, fill: float, how: int
+    ) -> np.ndarray:
+        small = cv2.resize(image, (inner[1], inner[0]), interpolation=how)
+        out = np.full_like(image, fill)
+        out[top : top + inner[0], left : left + inner[1]] = small.reshape(inner + image.shape[2:])
+        return out
+
+    def apply(self, img: np.ndarray, inner: tuple[int, int], top: int, left: int, **_: Any) -> Any:
+        return self._place(img, inner, top, left, self.fill, cv2.INTER_AREA)
+
+    def apply_to_mask(
+        self, mask: np.ndarray, inner: tuple[int, int], top: int, left: int, **_: Any
+    ) -> Any:
+        return self._place(mask, inner, top, left, 0, cv2.INTER_NEAREST)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("scale", "fill")
+
+
+# hdvision's own transforms, found by name beside Albumentations' (data.augmentations).
+TRANSFORMS: dict[str, type[A.BasicTransform]] = {"ShrinkShift": ShrinkShift}
 
 
 def _build_transform(spec: Mapping[str, Any] | A.BasicTransform) -> A.BasicTransform:
@@ -21,7 +72,7 @@ def _build_transform(spec: Mapping[str, Any] | A.BasicTransform) -> A.BasicTrans
     if name is None:
         raise ValueError(f"augmentation spec {spec} needs a 'name' (an Albumentations class)")
     short = str(name).rsplit(".", 1)[-1]
-    cls = getattr(A, short, None)
+    cls = TRANSFORMS.get(short) or getattr(A, short, None)
     if cls is None:
         raise ValueError(f"unknown Albumentations transform {name!r} in data.augmentations")
     return cls(**spec)
