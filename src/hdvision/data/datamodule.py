@@ -180,10 +180,16 @@ class HDImageDataModule(pl.LightningDataModule):
         if callable(getattr(self.source, "stream", None)):
             self._setup_streams()
             return
+        online = getattr(self.source, "online_training", None)
         for split, source in self.list_splits().items():
             train = split == "train"
             size = self.aug_size if train else self.sample_size
             transform = self._transform(train)
+            if train and callable(online):
+                fresh = online(self.decode.at(size), transform)
+                if fresh is not None:  # composed afresh every epoch: nothing to cache
+                    self.datasets[split] = fresh
+                    continue
             decode: Callable[[str], np.ndarray] = self.decode.at(size)
             if self.cache_root is not None:
                 decode = self._cached(split, [p for p, _ in source.samples], self.decode.at(size))

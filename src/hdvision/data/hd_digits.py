@@ -188,8 +188,10 @@ def render_canvas(
     labels: np.ndarray,
     pool: np.ndarray,
     rng: np.random.Generator,
+    drawn: list[int] | None = None,
 ) -> tuple[np.ndarray, int]:
-    """One grayscale canvas and its label, drawing source digits only from ``pool``."""
+    """One canvas and its label, drawing source digits only from ``pool`` (their indices are
+    appended to ``drawn`` when given)."""
     target, placed, scribbles, noise = layout_canvas(spec, rng)
     if spec.backgrounds:
         canvas = background_canvas(spec.backgrounds, spec.canvas, rng)
@@ -200,7 +202,10 @@ def render_canvas(
         draw.line(points, fill=fill if canvas.mode == "L" else (fill,) * 3, width=line_width)
     for cls, y, x in placed:
         candidates = pool[labels[pool] == cls]
-        digit = Image.fromarray(digits[int(rng.choice(candidates))])
+        chosen = int(rng.choice(candidates))
+        if drawn is not None:
+            drawn.append(chosen)
+        digit = Image.fromarray(digits[chosen])
         digit = digit.resize((spec.digit_size, spec.digit_size), Image.Resampling.BILINEAR)
         if canvas.mode == "L":
             canvas.paste(digit, (x, y), mask=digit)

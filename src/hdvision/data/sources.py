@@ -6,7 +6,8 @@ A new source is a class with ``prepare()`` (download or generate, once per node)
 and ``splits()`` (``{"train": SampleList, "val": ..., "test": ...}``), and a
 ``conf/data/<name>.yaml`` whose ``source:`` targets it. Optionally ``training_data()``: a folder or
 CSV manifest of its training images, which checkpoints record so that ``export`` and ``quantize``
-calibrate on the model's own data.
+calibrate on the model's own data; ``online_training(decode, transform)``: a data set that
+replaces the listed training files (canvases composed afresh every epoch), or None.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from torch.utils.data import Dataset
 
+from hdvision.data.decode import DecodeSettings
 from hdvision.data.hd_digits import HDDigitsSpec, generate_hd_digits
 from hdvision.data.listing import (
     SPLITS,
@@ -27,6 +30,7 @@ from hdvision.data.listing import (
     manifest_samples,
 )
 from hdvision.data.mnist_digits import write_mnist_digits
+from hdvision.data.online import OnlineCanvases
 
 
 class DataSource(Protocol):
@@ -122,17 +126,27 @@ class ManifestSource:
 
 class HDDigitsSource:
     """The generated HD-digits data set (:mod:`hdvision.data.hd_digits`), written once under
-    ``out_dir`` and reused; ``spec`` are :class:`HDDigitsSpec`'s fields."""
+    ``out_dir`` and reused; ``spec`` are :class:`HDDigitsSpec`'s fields. ``online``: training
+    canvases are composed afresh every epoch from the training split's source digits
+    (:mod:`hdvision.data.online`); validation and test stay the fixed files."""
 
-    def __init__(self, out_dir: str = "data", workers: int = 0, **spec: Any) -> None:
+    def __init__(
+        self, out_dir: str = "data", workers: int = 0, online: bool = False, **spec: Any
+    ) -> None:
         for key in ("canvas", "split_fractions"):
             if key in spec:
                 spec[key] = tuple(spec[key])
         self.spec = HDDigitsSpec(**spec)
-        self.out_dir, self.workers = out_dir, workers
+        self.out_dir, self.workers, self.online = out_dir, workers, bool(online)
 
     def __repr__(self) -> str:
-        return f"HDDigitsSource({self.spec})"
+        return f"HDDigitsSource({self.spec}{', online' if self.online else ''})"
+
+    def online_training(self, decode: DecodeSettings, transform: Any) -> Dataset | None:
+        """The training data set when ``online`` (None: the files, as listed)."""
+        if not self.online:
+            return None
+        return OnlineCanvases(self.spec, self.spec.num_train, decode, transform)
 
     def prepare(self) -> Path:
         return generate_hd_digits(self.spec, self.out_dir, workers=self.workers)
