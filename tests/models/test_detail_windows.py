@@ -146,3 +146,16 @@ def test_bad_settings_name_the_values():
         DetailWindows(window=0)
     with pytest.raises(ValueError, match="no pretrained weights"):
         timm.create_model("hdvision_detail_windows", pretrained=True)
+
+
+def test_training_reads_train_count_windows_and_evaluation_count():
+    model = DetailWindows(num_classes=3, count=6, train_count=2, window=12, jitter=0)
+    x = _canvas([(8, 8, 12), (40, 90, 12), (60, 20, 12)])
+    assert model.train().candidates(x).shape == (1, 2, 2)
+    evaluated = model.eval().candidates(x)
+    assert evaluated.shape == (1, 6, 2)
+    # The training windows are the prior's strongest: the first of the evaluation's.
+    assert torch.equal(model.train().candidates(x), evaluated[:, :2])
+    assert model.eval()(x).shape == (1, 3) and model.train()(x).shape == (1, 3)
+    with pytest.raises(ValueError, match="train_count=0"):
+        DetailWindows(train_count=0)

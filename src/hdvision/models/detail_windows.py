@@ -130,6 +130,7 @@ class DetailWindows(nn.Module):
         background_weight: float = 1.0,
         encoder: str | None = None,
         encoder_weights: str | None = None,
+        train_count: int | None = None,
         drop_rate: float = 0.0,
         in_chans: int = 3,
         **unused: Any,  # timm's factory options this model has no use for (global_pool, ...)
@@ -141,10 +142,16 @@ class DetailWindows(nn.Module):
                 f"positive, radius and jitter 0 or more; got window={window}, count={count}, "
                 f"cell={cell}, spread={spread}, radius={radius}, width={width}, jitter={jitter}"
             )
-        if pooling not in POOLINGS or not 1 <= top_k <= count:
+        if train_count is not None and train_count < 1:
+            raise ValueError(
+                f"hdvision_detail_windows: train_count={train_count} must be positive (or null: "
+                "train on count windows)"
+            )
+        fewest = min(count, train_count or count)
+        if pooling not in POOLINGS or (pooling == "top_k" and not 1 <= top_k <= fewest):
             raise ValueError(
                 f"hdvision_detail_windows: pooling={pooling!r} must be one of {POOLINGS}, and "
-                f"top_k={top_k} in [1, count={count}]"
+                f"top_k={top_k} in [1, {fewest}] (the fewest windows: count, train_count)"
             )
         if background < 0 or background_weight < 0:
             raise ValueError(
@@ -159,6 +166,12 @@ class DetailWindows(nn.Module):
         self.num_classes = num_classes
         self.pooling, self.top_k = pooling, top_k
         self.window, self.count, self.jitter = window, count, jitter
+        # Training reads the prior's train_count strongest windows, evaluation its count. Why:
+        # from the image label alone, the encoder only starts learning when the objects are a
+        # large enough share of its windows (photos: 3 digits among 8 windows learn, among 32 the
+        # loss stays flat); once it knows them, more windows only add reach (docs/results/
+        # megapixel_mnist.md). The count pooling takes any number of windows.
+        self.train_count = train_count
         self.cell, self.spread, self.radius = cell, spread, radius
         self.background, self.background_weight = background, background_weight
         # Set by each training forward when background > 0; HDClassifier adds it to the loss.
@@ -197,9 +210,11 @@ class DetailWindows(nn.Module):
         return self.classifier
 
     def candidates(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, count, 2) window centres; moved by up to ``jitter`` px in training."""
+        """(B, count, 2) window centres (``train_count`` of them in training, when set); moved
+        by up to ``jitter`` px in training."""
+        count = self.train_count if self.training and self.train_count else self.count
         with torch.no_grad():
-            centres = detail_peaks(x, self.count, self.cell, self.spread, self.radius)
+            centres = detail_peaks(x, count, self.cell, self.spread, self.radius)
         if self.training and self.jitter:
             centres = centres + torch.randint_like(centres, -self.jitter, self.jitter + 1)
         return centres
