@@ -32,9 +32,6 @@ from hdvision.data.hd_digits import HDDigitsSpec, layout_canvas
 from hdvision.data.listing import SPLITS
 from hdvision.models.detail_windows import DetailWindows, detail_peaks
 
-MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255
-STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255
-
 
 def load_split(root: Path, spec: HDDigitsSpec, split: str, limit: int, scale: float):
     """Decoded images (N, 3, h, w) uint8, labels, and each canvas's digit centres at ``scale``."""
@@ -108,9 +105,12 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 2e-3, total_steps=args.steps)
 
+    # The model's own normalisation and pooling, on windows this script chooses.
+    mean = torch.tensor(model.pretrained_cfg["mean"]).view(1, 3, 1, 1) * 255
+    std = torch.tensor(model.pretrained_cfg["std"]).view(1, 3, 1, 1) * 255
+
     def scores(images, where):
-        logits = model.encode((images.float() - MEAN) / STD, where)
-        return model.scale * torch.log(logits.float().softmax(-1)[..., :10].sum(1) + 1e-6)
+        return model.pool(model.encode((images.float() - mean) / std, where))
 
     losses = []
     for step in range(args.steps):

@@ -248,6 +248,10 @@ class DetailWindows(nn.Module):
         self.auxiliary_loss = None
         if self.training and self.background:
             self.auxiliary_loss = self.background_loss(x, centres)
+        return self.pool(logits)
+
+    def pool(self, logits: torch.Tensor) -> torch.Tensor:
+        """The image's class scores (B, classes) from its windows' logits (B, K, classes + 1)."""
         probs = logits.float().softmax(-1)[..., : self.num_classes]  # (B, K, classes)
         if self.pooling == "top_k":
             # Each class scored by its top_k most confident windows: the gradient reaches those
