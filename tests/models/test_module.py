@@ -64,6 +64,26 @@ def test_channels_last_runs():
     assert module(x).shape == (2, 10)
 
 
+def test_zoom_reads_its_input_contiguous_and_the_backbone_gets_channels_last():
+    zoom = {
+        "name": "saliency_sampler",
+        "warp_size": [16, 24],
+        "antialias": True,
+        "inner": {"name": "resize"},
+    }
+    torch.manual_seed(0)
+    module = _module(channels_last=True, stem=zoom).eval()
+    images = torch.randint(0, 255, (2, 3, 64, 96), dtype=torch.uint8)
+    x = module.prepare_input(images)
+    assert x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last)
+    assert module.stem_output(x).is_contiguous(memory_format=torch.channels_last)
+    # The layout is a speed choice only: the same logits as a channels_last input gives.
+    with torch.no_grad():
+        cl = x.contiguous(memory_format=torch.channels_last)
+        expected = module.backbone(module.stem(cl).contiguous(memory_format=torch.channels_last))
+        assert torch.allclose(module(x), expected, atol=1e-5)
+
+
 def test_stem_lr_scale_multiplies_the_stem_groups_only():
     module = _module(
         stem={"name": "strided"},

@@ -187,7 +187,7 @@ def measure_inference_parts(
     with torch.no_grad():
         for step in range(steps + 1):
             x = timed("prepare_ms", step, model.prepare_input, images)
-            x = timed("stem_ms", step, model.stem, x)
+            x = timed("stem_ms", step, model.stem_output, x)
             timed("backbone_ms", step, model.backbone, x)
     model.train(was_training)
     return {k: 1000 * v / (steps * batch_size) for k, v in totals.items()}

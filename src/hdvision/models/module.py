@@ -172,7 +172,12 @@ class HDClassifier(pl.LightningModule):
     def prepare_input(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, 3, H, W) → normalised float at ``input_size``, on the current device;
         in training mode, ``device_augmentations`` first, at the batch's own resolution."""
-        layout = torch.channels_last if self.hparams.channels_last else torch.contiguous_format
+        # channels_last is for convolutions; a stem that reads the input only through pooling
+        # and matrix products (the zoom) reads it faster contiguous (docs/results/inference.md).
+        to_channels_last = self.hparams.channels_last and getattr(
+            self.stem, "reads_channels_last", True
+        )
+        layout = torch.channels_last if to_channels_last else torch.contiguous_format
         # A float copy this method owns, already in the layout the convolutions want: the
         # normalisation then runs in place (one pass over a large image instead of three).
         x = images.to(torch.float32, memory_format=layout, copy=True)
@@ -182,7 +187,7 @@ class HDClassifier(pl.LightningModule):
         if size is not None and tuple(x.shape[-2:]) != tuple(size):
             x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
         x = x.sub_(self.mean).div_(self.std)
-        if self.hparams.channels_last:
+        if to_channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
@@ -200,8 +205,15 @@ class HDClassifier(pl.LightningModule):
             self.teacher.to(self.device)
 
     # -- model -------------------------------------------------------------------------------
+    def stem_output(self, x: torch.Tensor) -> torch.Tensor:
+        """The stem's output for prepared input, in the layout the backbone runs in."""
+        x = self.stem(x)
+        if self.hparams.channels_last:  # a no-op where the stem's output already is
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
     def _features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(self.stem(x))
+        return self.backbone(self.stem_output(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for prepared input (see :meth:`prepare_input`)."""

@@ -66,6 +66,11 @@ class SaliencySamplerStem(nn.Module):
     pixels (off: bilinear sampling, what models trained before the option saw).
     """
 
+    # The input is read by area pooling and the resampling products only (no convolution at the
+    # input's size), both faster on a contiguous tensor: 0.57 against 0.83 ms per image for the
+    # products (batch 16, 270x480 to 68x120, 2 threads). Read by HDClassifier.prepare_input.
+    reads_channels_last = False
+
     def __init__(
         self,
         out_size: Sequence[int],
