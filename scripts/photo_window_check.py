@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from hdvision.data.decode import DecodeSettings
 from hdvision.data.hd_digits import HDDigitsSpec, layout_canvas
 from hdvision.data.listing import SPLITS
+from hdvision.models.backbone import normalization
 from hdvision.models.detail_windows import DetailWindows, detail_peaks
 
 
@@ -106,11 +107,17 @@ def main() -> None:
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 2e-3, total_steps=args.steps)
 
     # The model's own normalisation and pooling, on windows this script chooses.
-    mean = torch.tensor(model.pretrained_cfg["mean"]).view(1, 3, 1, 1) * 255
-    std = torch.tensor(model.pretrained_cfg["std"]).view(1, 3, 1, 1) * 255
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) * 255 for v in normalization(model))
 
     def scores(images, where):
         return model.pool(model.encode((images.float() - mean) / std, where))
+
+    def val_accuracy(where) -> float:
+        with torch.no_grad():
+            predicted = torch.cat(
+                [scores(vx[i : i + 50], where[i : i + 50]).argmax(1) for i in range(0, len(vx), 50)]
+            )
+        return (predicted == vy).float().mean().item()
 
     losses = []
     for step in range(args.steps):
@@ -126,11 +133,7 @@ def main() -> None:
         if (step + 1) % 50 == 0:
             print(f"step {step + 1}: train loss {np.mean(losses[-50:]):.3f}", flush=True)
     model.eval()
-    with torch.no_grad():
-        predicted = torch.cat(
-            [scores(vx[i : i + 50], vcentres[i : i + 50]).argmax(1) for i in range(0, len(vx), 50)]
-        )
-    accuracy = (predicted == vy).float().mean().item()
+    accuracy = val_accuracy(vcentres)
     print(
         f"{args.mode}, {args.count} windows, {args.steps} steps: val acc {100 * accuracy:.1f} % "
         f"({time.time() - start:.0f} s)"
@@ -138,12 +141,7 @@ def main() -> None:
     # The same trained model over more (or fewer) of the prior's windows: the count pooling
     # takes any number.
     for count in [int(c) for c in args.eval_counts.split(",") if c]:
-        where = detail_peaks(vx.float(), count)
-        with torch.no_grad():
-            predicted = torch.cat(
-                [scores(vx[i : i + 50], where[i : i + 50]).argmax(1) for i in range(0, len(vx), 50)]
-            )
-        accuracy = (predicted == vy).float().mean().item()
+        accuracy = val_accuracy(detail_peaks(vx.float(), count))
         print(f"  validated with {count} prior windows: {100 * accuracy:.1f} %")
 
 

@@ -161,6 +161,6 @@ def _gradient_batches(
     batches = []
     with torch.no_grad():
         for i in range(0, len(decoded), batch_size):
-            x = model.stem(model.prepare_input(decoded[i : i + batch_size]))
+            x = model.stem_output(model.prepare_input(decoded[i : i + batch_size]))
             batches.append((x, torch.tensor(labels[i : i + batch_size])))
     return batches

@@ -59,7 +59,7 @@ def compare_models(
         labels = complete_labels(label_indices(rows, model.hparams.class_names))
         with torch.inference_mode():
             features = torch.cat(
-                [model.stem(model.prepare_input(b)) for b in decoded.split(batch_size)]
+                [model.stem_output(model.prepare_input(b)) for b in decoded.split(batch_size)]
             )
         size = features.shape[-2:]  # what the backbone sees (the stem's output)
         one = decoded[:1]
