@@ -159,3 +159,39 @@ def test_training_reads_train_count_windows_and_evaluation_count():
     assert model.eval()(x).shape == (1, 3) and model.train()(x).shape == (1, 3)
     with pytest.raises(ValueError, match="train_count=0"):
         DetailWindows(train_count=0)
+
+
+def test_the_encoder_picks_the_training_windows_from_its_pool_without_moving_batch_norm():
+    model = DetailWindows(
+        num_classes=3, count=6, train_count=3, train_pool=5, train_prior=1, window=12, jitter=0
+    )
+    x = _canvas([(8, 8, 12), (40, 90, 12), (60, 20, 12), (70, 100, 12), (20, 60, 12)])
+    pool = model.eval().candidates(x)[:, :5]
+    stats = model.encoder[0][1].running_mean.clone()
+    assert model.train().candidates(x).shape == (1, 3, 2)
+    assert model.training and model.encoder.training
+    assert torch.equal(model.encoder[0][1].running_mean, stats)  # the scoring pass trains nothing
+
+    # An encoder that believes the windows lower in the image show objects.
+    def encode(image, centres):
+        logits = torch.zeros(*centres.shape[:2], 4)
+        logits[..., 3] = -centres[..., 0].float()  # p(nothing) falls with the row
+        return logits
+
+    model.encode = encode
+    chosen = model.train().candidates(x)[0]
+    assert torch.equal(chosen[0], pool[0, 0])  # the prior's best stays
+    rest = pool[0, 1:]
+    lowest = rest[rest[:, 0].argsort(descending=True)[:2]]
+    assert sorted(map(tuple, chosen[1:].tolist())) == sorted(map(tuple, lowest.tolist()))
+    with pytest.raises(ValueError, match="train_pool=4"):
+        DetailWindows(train_count=4, train_pool=4, train_prior=4)
+    with pytest.raises(ValueError, match="train_pool=8"):
+        DetailWindows(train_pool=8)
+
+
+def test_training_on_the_encoders_choice_reaches_every_weight():
+    model = DetailWindows(num_classes=3, count=6, train_count=2, train_pool=4, window=12)
+    x = _canvas([(8, 8, 12), (40, 90, 12), (60, 20, 12)])
+    model.train()(x).sum().backward()
+    assert all(p.grad is not None for p in model.encoder.parameters())
