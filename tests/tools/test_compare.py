@@ -115,3 +115,14 @@ def test_a_study_grows_by_seeds_but_refuses_another_budget(tmp_path):
         compare_cli.check_same_study(plans, {"minutes": None, "images": 16}, ["seed=1"], tmp_path)
     with pytest.raises(compare_cli.CompareError, match="another budget or overrides"):
         compare_cli.check_same_study(plans, same, ["seed=2"], tmp_path)
+
+
+def test_the_budget_pays_each_phase_at_its_own_step_cost():
+    from hdvision.tools.compare import steps_within
+
+    assert steps_within(100.0, 10, [(0, 1.0)]) == 100
+    # 2 epochs of 10 steps at 1 s, then 80 s at 4 s per step.
+    assert steps_within(100.0, 10, [(0, 1.0), (2, 4.0)]) == 20 + 20
+    # The budget ends before the dearer phase starts.
+    assert steps_within(15.0, 10, [(0, 1.0), (2, 4.0)]) == 15
+    assert steps_within(0.5, 10, [(0, 1.0)]) == 1

@@ -9,6 +9,7 @@ from hdvision.callbacks.preemption import Preemption
 from hdvision.callbacks.report import TrainingReport
 from hdvision.callbacks.resumable_epochs import ResumableEpochs
 from hdvision.callbacks.val_images import ValidationImages
+from hdvision.callbacks.window_schedule import WindowSchedule
 
 __all__ = [
     "BackboneFreeze",
@@ -19,4 +20,5 @@ __all__ = [
     "ResumableEpochs",
     "TrainingReport",
     "ValidationImages",
+    "WindowSchedule",
 ]

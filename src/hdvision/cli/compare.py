@@ -35,6 +35,7 @@ from hdvision.tools.compare import (
     plan_runs,
     plot_curves,
     read_run,
+    steps_within,
     summarize,
     verdict,
 )
@@ -132,12 +133,21 @@ def schedule(cfg: Any, minutes: float | None, images: int | None) -> dict:
         assert minutes is not None
         model = instantiate(cfg.model, num_classes=datamodule.num_classes)
         size = stem_input_size(model, datamodule.sample_size)
-        model_s = measure_train_step(model, size, batch, TIMED_STEPS)["ms_per_image"] * batch / 1e3
         loader = time_loader(datamodule.train_dataloader(), TIMED_STEPS)
         loader_s = batch / loader["img_s"]
-        plan.update(model_s_per_step=model_s, loader_s_per_step=loader_s)
+
+        def step_s() -> float:
+            timed = measure_train_step(model, size, batch, TIMED_STEPS)
+            return max(timed["ms_per_image"] * batch / 1e3, loader_s)
+
+        # The step's cost from epoch 0, then after each callback that changes it.
+        phases = [(0, step_s())]
+        for change in cost_changes(cfg):
+            change.apply(model)
+            phases.append((change.start_epoch, step_s()))
+        plan.update(model_s_per_step=phases[0][1], loader_s_per_step=loader_s, step_s_phases=phases)
         budget_s = minutes * 60 * (1 - VALIDATION_SHARE)
-        steps = max(1, int(budget_s / max(model_s, loader_s)))
+        steps = steps_within(budget_s, per_epoch, phases)
         seconds = round(minutes * 60)
         plan["max_time"] = f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
     # Whole epochs of equal length: every epoch ends with a validation (a run stopped by
@@ -146,6 +156,22 @@ def schedule(cfg: Any, minutes: float | None, images: int | None) -> dict:
     plan["max_epochs"], plan["batches_per_epoch"] = epochs, math.ceil(steps / epochs)
     plan["max_steps"] = epochs * plan["batches_per_epoch"]
     return plan
+
+
+def cost_changes(cfg: Any) -> list[Any]:
+    """The run's callbacks that change the training step's cost from an epoch on (those with
+    ``changes_step_cost``, e.g. :class:`~hdvision.callbacks.WindowSchedule`), instantiated, in
+    the order they start."""
+    from hydra.utils import get_class, instantiate
+
+    found = [
+        instantiate(conf)
+        for conf in (cfg.get("callbacks") or {}).values()
+        if conf is not None
+        and "_target_" in conf
+        and getattr(get_class(conf._target_), "changes_step_cost", False)
+    ]
+    return sorted(found, key=lambda change: change.start_epoch)
 
 
 def budget_overrides(plan: dict[str, Any]) -> list[str]:

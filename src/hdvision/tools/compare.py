@@ -53,6 +53,21 @@ def plan_runs(out: str | Path, variants: Sequence[str], seeds: Sequence[int]) ->
     return [Run(v, s, Path(out) / f"{v}_s{s}") for s in seeds for v in variants]
 
 
+def steps_within(budget_s: float, per_epoch: int, phases: Sequence[tuple[int, float]]) -> int:
+    """Training steps that fit ``budget_s`` seconds when the step costs ``phases[i][1]`` seconds
+    from epoch ``phases[i][0]`` on (the first phase starts at epoch 0; a callback such as
+    :class:`~hdvision.callbacks.WindowSchedule` adds the later ones)."""
+    steps, left = 0, budget_s
+    for i, (start, cost) in enumerate(phases):
+        end = phases[i + 1][0] if i + 1 < len(phases) else None
+        fit = int(left // cost)
+        taken = fit if end is None else min(fit, (end - start) * per_epoch)
+        steps, left = steps + taken, left - taken * cost
+        if taken == fit:  # the budget ends within this phase
+            break
+    return max(1, steps)
+
+
 def _float(text: str | None) -> float | None:
     try:
         value = float(text) if text not in (None, "") else None
