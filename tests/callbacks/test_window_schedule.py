@@ -4,6 +4,7 @@ from torch import nn
 
 from hdvision.callbacks import WindowSchedule
 from hdvision.cli.train import train
+from hdvision.models.detail_windows import DetailWindows
 from tests.conftest import TINY, compose
 
 
@@ -50,6 +51,11 @@ def test_a_schedule_for_a_model_without_windows_or_a_bad_one_is_refused():
         WindowSchedule(start_epoch=1, train_count=4).setup(pl.Trainer(), module, "fit")
     with pytest.raises(ValueError, match="start_epoch=-1"):
         WindowSchedule(start_epoch=-1)
+    # A schedule the model cannot take is refused before training, and changes nothing.
+    module.backbone = DetailWindows(count=8, train_count=4)
+    with pytest.raises(ValueError, match="train_pool=2"):
+        WindowSchedule(start_epoch=3, train_count=4, train_pool=2).setup(pl.Trainer(), module, "")
+    assert (module.backbone.train_count, module.backbone.train_pool) == (4, None)
 
 
 def test_compare_sizes_its_budget_with_the_scheduled_windows(tmp_path):

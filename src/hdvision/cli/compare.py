@@ -136,16 +136,19 @@ def schedule(cfg: Any, minutes: float | None, images: int | None) -> dict:
         loader = time_loader(datamodule.train_dataloader(), TIMED_STEPS)
         loader_s = batch / loader["img_s"]
 
-        def step_s() -> float:
-            timed = measure_train_step(model, size, batch, TIMED_STEPS)
-            return max(timed["ms_per_image"] * batch / 1e3, loader_s)
+        def model_s() -> float:
+            return measure_train_step(model, size, batch, TIMED_STEPS)["ms_per_image"] * batch / 1e3
 
-        # The step's cost from epoch 0, then after each callback that changes it.
-        phases = [(0, step_s())]
+        # The model's step from epoch 0, then after each callback that changes it; a step takes
+        # the longer of the model's and the loader's time.
+        model_phases = [(0, model_s())]
         for change in cost_changes(cfg):
             change.apply(model)
-            phases.append((change.start_epoch, step_s()))
-        plan.update(model_s_per_step=phases[0][1], loader_s_per_step=loader_s, step_s_phases=phases)
+            model_phases.append((change.start_epoch, model_s()))
+        phases = [(start, max(seconds, loader_s)) for start, seconds in model_phases]
+        plan.update(
+            model_s_per_step=model_phases[0][1], loader_s_per_step=loader_s, step_s_phases=phases
+        )
         budget_s = minutes * 60 * (1 - VALIDATION_SHARE)
         steps = steps_within(budget_s, per_epoch, phases)
         seconds = round(minutes * 60)
