@@ -39,19 +39,17 @@ class WindowSchedule(pl.Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         backbone = getattr(pl_module, "backbone", None)
-        if not hasattr(backbone, "set_training_windows"):
+        if not hasattr(backbone, "check_training_windows"):
             raise UserError(
                 f"WindowSchedule: the backbone ({type(backbone).__name__}) has no training "
                 "windows; use it with model=detail_windows or drop callbacks.window_schedule"
             )
         # Refuse a bad schedule now, not after start_epoch epochs of training.
         assert backbone is not None
-        now = (backbone.train_count, backbone.train_pool, backbone.train_prior)
         try:
-            self.apply(pl_module)
+            backbone.check_training_windows(**self.windows)
         except ValueError as err:
             raise UserError(f"callbacks.window_schedule: {err}") from None
-        backbone.set_training_windows(*now)
 
     def apply(self, pl_module: pl.LightningModule) -> None:
         backbone: Any = pl_module.backbone

@@ -196,11 +196,10 @@ class DetailWindows(nn.Module):
             "std": (0.229, 0.224, 0.225),
         }
 
-    def set_training_windows(
+    def check_training_windows(
         self, train_count: int | None, train_pool: int | None = None, train_prior: int = 0
     ) -> None:
-        """Which windows training reads (evaluation always reads the prior's ``count``); a
-        :class:`~hdvision.callbacks.WindowSchedule` changes them during a run."""
+        """Raises ValueError, naming the value, for training windows this model cannot take."""
         if train_count is not None and train_count < 1:
             raise ValueError(
                 f"hdvision_detail_windows: train_count={train_count} must be positive (or null: "
@@ -220,6 +219,13 @@ class DetailWindows(nn.Module):
                 f"hdvision_detail_windows: top_k={self.top_k} must be in [1, {fewest}] (the "
                 "fewest windows: count, train_count)"
             )
+
+    def set_training_windows(
+        self, train_count: int | None, train_pool: int | None = None, train_prior: int = 0
+    ) -> None:
+        """Which windows training reads (evaluation always reads the prior's ``count``); a
+        :class:`~hdvision.callbacks.WindowSchedule` changes them during a run."""
+        self.check_training_windows(train_count, train_pool, train_prior)
         # Training reads the prior's train_count strongest windows, evaluation its count. Why:
         # from the image label alone, the encoder only starts learning when the objects are a
         # large enough share of its windows (photos: 3 digits among 8 windows learn, among 16 or
