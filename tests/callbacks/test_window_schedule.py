@@ -59,7 +59,7 @@ def test_a_schedule_for_a_model_without_windows_or_a_bad_one_is_refused():
 
 
 def test_compare_sizes_its_budget_with_the_scheduled_windows(tmp_path):
-    from hdvision.cli.compare import cost_changes
+    from hdvision.cli.compare_plan import cost_changes
 
     cfg = compose("train", [*TINY, "experiment=photo_hd_windows"], tmp_path)
     (change,) = cost_changes(cfg)

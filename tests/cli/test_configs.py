@@ -224,6 +224,16 @@ def test_photo_recipes_without_the_zoom_read_the_same_photo_data_set(tmp_path):
     assert windows.data.cache is True and not windows.data.augmentations
 
 
+def test_the_windows_prior_only_row_differs_only_in_the_choice_of_training_windows(tmp_path):
+    windows = compose("train", ["experiment=photo_hd_windows"], tmp_path)
+    prior = compose("train", ["experiment=photo_hd_windows_prior_only"], tmp_path)
+    assert prior.data == windows.data and prior.model == windows.model
+    assert prior.trainer == windows.trainer
+    schedule, learned = prior.callbacks.window_schedule, windows.callbacks.window_schedule
+    assert (schedule.train_pool, schedule.train_prior) == (None, 0) and learned.train_pool
+    assert schedule.train_count == learned.train_count
+
+
 def test_megapixel_mnist_variants_share_data_and_backbone_input(tmp_path):
     variants = ("area", "space_to_depth", "zoom", "zoom_from_half", "patch_select")
     cfgs = {v: compose("train", [f"experiment=mpmnist_{v}"], tmp_path) for v in variants}

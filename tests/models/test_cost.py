@@ -67,6 +67,19 @@ def test_step_timer_trains_but_leaves_the_model_as_it_was():
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_forward_timer_leaves_the_model_and_its_statistics_as_they_were():
+    from hdvision.models.cost import measure_forward
+
+    model = _tiny_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    # In training mode the passes update BatchNorm statistics; they are put back.
+    assert measure_forward(model, (32, 48), batch_size=2, steps=2, train=True) > 0
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    model.eval()
+    assert measure_forward(model, (32, 48), batch_size=2, steps=2) > 0 and not model.training
+
+
 PEAK_SCRIPT = """
 import torch
 import torch.nn.functional as F

@@ -117,12 +117,36 @@ def test_a_study_grows_by_seeds_but_refuses_another_budget(tmp_path):
         compare_cli.check_same_study(plans, same, ["seed=2"], tmp_path)
 
 
-def test_the_budget_pays_each_phase_at_its_own_step_cost():
-    from hdvision.tools.compare import steps_within
+def test_the_budget_pays_each_phase_at_its_own_step_cost_and_each_validation():
+    from hdvision.tools.compare import epochs_within
 
-    assert steps_within(100.0, 10, [(0, 1.0)]) == 100
-    # 2 epochs of 10 steps at 1 s, then 80 s at 4 s per step.
-    assert steps_within(100.0, 10, [(0, 1.0), (2, 4.0)]) == 20 + 20
-    # The budget ends before the dearer phase starts.
-    assert steps_within(15.0, 10, [(0, 1.0), (2, 4.0)]) == 15
-    assert steps_within(0.5, 10, [(0, 1.0)]) == 1
+    # 10 epochs of 10 steps at 1 s fill 100 s; one step alone fits a budget that nothing else does.
+    assert epochs_within(100.0, 10, [(0, 1.0, 0.0)]) == (10, 10)
+    assert epochs_within(0.5, 10, [(0, 1.0, 0.0)]) == (1, 1)
+    # 2 epochs of 10 steps at 1 s, then 80 s at 4 s per step: 2 more epochs of 10.
+    assert epochs_within(100.0, 10, [(0, 1.0, 0.0), (2, 4.0, 0.0)]) == (4, 10)
+    # The budget ends before the dearer phase starts: 15 steps in 2 epochs of 7.
+    assert epochs_within(15.0, 10, [(0, 1.0, 0.0), (2, 4.0, 0.0)]) == (2, 7)
+    # A validation of 10 s after each epoch: 5 epochs of 10 steps (5 x 20 s), not 10.
+    assert epochs_within(100.0, 10, [(0, 1.0, 10.0)]) == (5, 10)
+    # 105 s: the sixth epoch's 10 s of validation leave room for 5 x 6 + 9 steps at most, so
+    # six epochs of 9 steps (54 s + 60 s > 105 s) do not fit and five epochs of 10 stay best.
+    assert epochs_within(105.0, 10, [(0, 1.0, 10.0)]) == (5, 10)
+    # 130 s: 6 epochs of 10 steps and 10 s (120 s), and a seventh does not fit whole.
+    steps_s = 6 * 10 * 1.0 + 6 * 10.0
+    assert steps_s <= 130 and epochs_within(130.0, 10, [(0, 1.0, 10.0)]) == (6, 10)
+
+
+@pytest.mark.slow
+def test_a_minutes_budget_times_training_and_validation_and_fits_them(tmp_path):
+    from hdvision.cli.compare_plan import MARGIN, schedule
+    from tests.conftest import compose
+
+    cfg = compose("train", [*SHARED, "experiment=stems_resize"], tmp_path)
+    plan = schedule(cfg, 0.05, None)
+    ((start, step_s),) = plan["step_s_phases"]
+    ((_, epoch_s),) = plan["epoch_s_phases"]
+    assert start == 0 and step_s > 0 and epoch_s > 0  # the validation set is timed too
+    used = plan["max_steps"] * step_s + plan["max_epochs"] * epoch_s
+    assert used <= 0.05 * 60 * (1 - MARGIN)
+    assert plan["max_time"] == "00:00:00:03"

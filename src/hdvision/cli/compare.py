@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import math
 import os
 import signal
 import subprocess
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from hdvision.cli.args import positive
+from hdvision.cli.compare_plan import budget_overrides, schedule
 from hdvision.cli.configs import compose, config_dir
 from hdvision.data.listing import DataSourceError
 from hdvision.tools.compare import (
@@ -35,15 +35,9 @@ from hdvision.tools.compare import (
     plan_runs,
     plot_curves,
     read_run,
-    steps_within,
     summarize,
     verdict,
 )
-
-# Steps the model is timed for when sizing a --minutes schedule; share of the budget left for
-# validation and start-up.
-TIMED_STEPS = 4
-VALIDATION_SHARE = 0.15
 
 
 class CompareError(DataSourceError):
@@ -112,79 +106,6 @@ def check_data(cfgs: dict[str, Any], out: Path) -> None:
                 f"(all in {report}); fix them or point the study at other data"
             )
         report.write_text("ok\n")
-
-
-def schedule(cfg: Any, minutes: float | None, images: int | None) -> dict:
-    """The training budget of one variant as overrides (max_steps, max_epochs, max_time)."""
-    from hydra.utils import instantiate
-
-    datamodule = instantiate(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    batch = int(cfg.data.batch_size)
-    per_epoch = max(1, len(datamodule.datasets["train"]) // batch)
-    plan: dict[str, Any] = {"batch_size": batch}
-    if images is not None:
-        steps = math.ceil(images / batch)
-    else:
-        from hdvision.models.cost import measure_train_step, stem_input_size
-        from hdvision.tools.data_pipeline import time_loader
-
-        assert minutes is not None
-        model = instantiate(cfg.model, num_classes=datamodule.num_classes)
-        size = stem_input_size(model, datamodule.sample_size)
-        loader = time_loader(datamodule.train_dataloader(), TIMED_STEPS)
-        loader_s = batch / loader["img_s"]
-
-        def model_s() -> float:
-            return measure_train_step(model, size, batch, TIMED_STEPS)["ms_per_image"] * batch / 1e3
-
-        # The model's step from epoch 0, then after each callback that changes it; a step takes
-        # the longer of the model's and the loader's time.
-        model_phases = [(0, model_s())]
-        for change in cost_changes(cfg):
-            change.apply(model)
-            model_phases.append((change.start_epoch, model_s()))
-        phases = [(start, max(seconds, loader_s)) for start, seconds in model_phases]
-        plan.update(
-            model_s_per_step=model_phases[0][1], loader_s_per_step=loader_s, step_s_phases=phases
-        )
-        budget_s = minutes * 60 * (1 - VALIDATION_SHARE)
-        steps = steps_within(budget_s, per_epoch, phases)
-        seconds = round(minutes * 60)
-        plan["max_time"] = f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-    # Whole epochs of equal length: every epoch ends with a validation (a run stopped by
-    # max_steps in the middle of an epoch would end without one).
-    epochs = math.ceil(steps / per_epoch)
-    plan["max_epochs"], plan["batches_per_epoch"] = epochs, math.ceil(steps / epochs)
-    plan["max_steps"] = epochs * plan["batches_per_epoch"]
-    return plan
-
-
-def cost_changes(cfg: Any) -> list[Any]:
-    """The run's callbacks that change the training step's cost from an epoch on (those with
-    ``changes_step_cost``, e.g. :class:`~hdvision.callbacks.WindowSchedule`), instantiated, in
-    the order they start."""
-    from hydra.utils import get_class, instantiate
-
-    found = [
-        instantiate(conf)
-        for conf in (cfg.get("callbacks") or {}).values()
-        if conf is not None
-        and "_target_" in conf
-        and getattr(get_class(conf._target_), "changes_step_cost", False)
-    ]
-    return sorted(found, key=lambda change: change.start_epoch)
-
-
-def budget_overrides(plan: dict[str, Any]) -> list[str]:
-    extra = [
-        f"trainer.max_epochs={plan['max_epochs']}",
-        f"++trainer.limit_train_batches={plan['batches_per_epoch']}",
-    ]
-    if "max_time" in plan:
-        extra.append(f"++trainer.max_time={plan['max_time']}")
-    return extra
 
 
 def _peak_rss_mb(usage: Any) -> float:

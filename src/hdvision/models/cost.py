@@ -163,6 +163,35 @@ def measure_train_step(
     }
 
 
+def measure_forward(
+    model: HDClassifier,
+    input_size: Sequence[int],
+    batch_size: int = 16,
+    steps: int = 3,
+    train: bool = False,
+) -> float:
+    """Wall ms per image of a forward pass without gradient (input preparation included) in
+    evaluation mode, or with ``train=True`` in training mode (the passes that recompute BatchNorm
+    statistics), after one untimed round. The model is left as it was, buffers included."""
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    was_training = model.training
+    model.train(train)
+    device = next(model.parameters()).device
+    images = torch.randint(0, 256, (batch_size, 3, *input_size), dtype=torch.uint8, device=device)
+    elapsed = 0.0
+    with torch.no_grad():
+        for step in range(steps + 1):
+            start = time.perf_counter()
+            model(model.prepare_input(images))
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if step > 0:  # the first round pays one-off allocation and kernel selection
+                elapsed += time.perf_counter() - start
+    model.load_state_dict(state)
+    model.train(was_training)
+    return 1000 * elapsed / (steps * batch_size)
+
+
 def measure_inference_parts(
     model: HDClassifier, input_size: Sequence[int], batch_size: int = 16, steps: int = 3
 ) -> dict[str, float]:

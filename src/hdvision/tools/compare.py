@@ -53,19 +53,30 @@ def plan_runs(out: str | Path, variants: Sequence[str], seeds: Sequence[int]) ->
     return [Run(v, s, Path(out) / f"{v}_s{s}") for s in seeds for v in variants]
 
 
-def steps_within(budget_s: float, per_epoch: int, phases: Sequence[tuple[int, float]]) -> int:
-    """Training steps that fit ``budget_s`` seconds when the step costs ``phases[i][1]`` seconds
-    from epoch ``phases[i][0]`` on (the first phase starts at epoch 0; a callback such as
-    :class:`~hdvision.callbacks.WindowSchedule` adds the later ones)."""
-    steps, left = 0, budget_s
-    for i, (start, cost) in enumerate(phases):
-        end = phases[i + 1][0] if i + 1 < len(phases) else None
-        fit = int(left // cost)
-        taken = fit if end is None else min(fit, (end - start) * per_epoch)
-        steps, left = steps + taken, left - taken * cost
-        if taken == fit:  # the budget ends within this phase
-            break
-    return max(1, steps)
+def epochs_within(
+    budget_s: float, per_epoch: int, phases: Sequence[tuple[int, float, float]]
+) -> tuple[int, int]:
+    """``(epochs, batches per epoch)`` with the most training steps whose time fits ``budget_s``
+    seconds. From epoch ``phases[i][0]`` on (the first phase starts at epoch 0; a callback such as
+    :class:`~hdvision.callbacks.WindowSchedule` adds the later ones) a step costs ``phases[i][1]``
+    seconds and each epoch ``phases[i][2]`` more (its validation). Epochs are of equal length, at
+    most ``per_epoch`` batches; the search stops at the first count that cannot fill its epochs,
+    since more, shorter epochs only pay more validations for about the same steps."""
+
+    def phase(epoch: int) -> tuple[int, float, float]:
+        return max((p for p in phases if p[0] <= epoch), key=lambda p: p[0])
+
+    best, epochs, step_s, extra_s = (1, 1), 0, 0.0, 0.0
+    while True:
+        _, step, extra = phase(epochs)
+        epochs, step_s, extra_s = epochs + 1, step_s + step, extra_s + extra
+        batches = min(per_epoch, int((budget_s - extra_s) // step_s))
+        if batches < 1:
+            return best
+        if epochs * batches > best[0] * best[1]:
+            best = (epochs, batches)
+        if batches < per_epoch:
+            return best
 
 
 def _float(text: str | None) -> float | None:
