@@ -15,7 +15,7 @@ from hdvision.tools.compare import epochs_within
 # photo_hd_windows (2 cores) training steps ran 4-19 % slower than timed (the loader's workers
 # share the cores), and each epoch's validation about 4 s longer (checkpoints, the validation
 # images' plot, loader workers starting).
-TIMED_STEPS = 4
+TIMED_STEPS = 12
 MARGIN = 0.15
 
 
