@@ -171,6 +171,9 @@ def test_the_encoder_picks_the_training_windows_from_its_pool_without_moving_bat
     assert model.train().candidates(x).shape == (1, 3, 2)
     assert model.training and model.encoder.training
     assert torch.equal(model.encoder[0][1].running_mean, stats)  # the scoring pass trains nothing
+    model.encoder[0][1].eval()  # a frozen batch norm (fine-tuning) stays frozen after the pass
+    model.candidates(x)
+    assert model.encoder.training and not model.encoder[0][1].training
 
     # An encoder that believes the windows lower in the image show objects.
     def encode(image, centres):

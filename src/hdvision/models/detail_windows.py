@@ -259,15 +259,18 @@ class DetailWindows(nn.Module):
         """(B, train_count, 2): the prior's ``train_prior`` strongest of its ``train_pool``
         candidates, then the rest ranked by the encoder's belief that they show an object
         (1 − p(nothing)). The scoring pass runs in eval mode: no dropout, and the batch-norm
-        statistics are not moved by a pass that trains nothing."""
+        statistics are not moved by a pass that trains nothing. Each submodule gets its own mode
+        back (a frozen part, e.g. batch norm kept in eval while fine-tuning, stays frozen)."""
         assert self.train_count is not None
         pool = detail_peaks(x, self.train_pool or 0, self.cell, self.spread, self.radius)
         kept, rest = pool[:, : self.train_prior], pool[:, self.train_prior :]
+        modes = [(m, m.training) for m in self.modules()]
         self.train(False)
         try:
             objects = 1 - self.encode(x, rest).float().softmax(-1)[..., self.num_classes]
         finally:
-            self.train(True)
+            for module, mode in modes:
+                module.training = mode
         best = objects.topk(self.train_count - self.train_prior, dim=1).indices
         chosen = rest.gather(1, best[..., None].expand(-1, -1, 2))
         return torch.cat([kept, chosen], 1)
