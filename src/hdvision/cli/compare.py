@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hdvision.cli.args import positive
+from hdvision.cli.args import positive, positive_float
 from hdvision.cli.compare_plan import budget_overrides, schedule
 from hdvision.cli.configs import compose, config_dir
 from hdvision.data.listing import DataSourceError
@@ -42,16 +42,6 @@ from hdvision.tools.compare import (
 
 class CompareError(DataSourceError):
     """A study that cannot run as asked; the message names the value and the fix."""
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

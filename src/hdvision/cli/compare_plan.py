@@ -62,7 +62,7 @@ def timed_phases(cfg: Any, datamodule: Any, plan: dict[str, Any]) -> list[tuple[
     loader_s = batch / time_loader(datamodule.train_dataloader(), TIMED_STEPS)["img_s"]
     val_images = len(datamodule.datasets["val"]) * validations_per_epoch(cfg)
     bn_conf = (cfg.get("callbacks") or {}).get("precise_bn")
-    bn_batches = int(bn_conf.num_batches) if bn_conf is not None else 0
+    bn_batches = instantiate(bn_conf).num_batches if bn_conf is not None else 0
 
     def timed(ms_per_image: float) -> float:
         return max(ms_per_image * batch / 1e3, loader_s)

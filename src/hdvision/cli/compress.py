@@ -1,10 +1,11 @@
-"""Smaller models: ``hdvision prune`` (argparse only; the work is in :mod:`hdvision.compress`)."""
+"""Smaller models: ``hdvision prune | qat`` (argparse only; the work is in
+:mod:`hdvision.compress`)."""
 
 from __future__ import annotations
 
 import argparse
 
-from hdvision.cli.args import output_file, positive
+from hdvision.cli.args import non_negative, output_file, positive, positive_float
 from hdvision.compress.prune import IMPORTANCES
 
 
@@ -32,6 +33,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--num-images", type=positive, default=64, help="images for taylor")
     r.add_argument("--out", type=output_file, default="pruned.ckpt")
 
+    q = sub.add_parser(
+        "qat", help="quantization-aware fine-tuning: weights that keep their accuracy in int8"
+    )
+    q.add_argument("checkpoint")
+    q.add_argument(
+        "--images", help="labelled folder/CSV to fine-tune on (default: the training data)"
+    )
+    q.add_argument("--num-images", type=positive, default=4096, help="training images")
+    q.add_argument("--epochs", type=positive, default=1, help="passes over them")
+    q.add_argument("--lr", type=positive_float, default=1e-4, help="AdamW, cosine to zero")
+    q.add_argument("--batch-size", type=positive, default=16)
+    q.add_argument("--workers", type=non_negative, default=2, help="decoding processes")
+    q.add_argument("--out", type=output_file, default="qat.ckpt")
+
 
 def prune(args: argparse.Namespace) -> int:
     from hdvision.compress.prune import prune_checkpoint
@@ -56,4 +71,26 @@ def prune(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"prune": prune}
+def qat(args: argparse.Namespace) -> int:
+    from hdvision.compress.qat import qat_checkpoint
+
+    info = qat_checkpoint(
+        args.checkpoint,
+        args.out,
+        args.images,
+        args.num_images,
+        args.epochs,
+        args.lr,
+        args.batch_size,
+        args.workers,
+    )
+    print(
+        f"wrote {args.out}: fine-tuned {args.epochs} epoch(s) on {info['images']} images with "
+        f"int8 simulated in the backbone (last loss {info['loss']:.3f}); now\n"
+        f"hdvision export {args.out} --out model.onnx && "
+        "hdvision quantize model.onnx --out model.int8.onnx"
+    )
+    return 0
+
+
+COMMANDS = {"prune": prune, "qat": qat}

@@ -1,6 +1,6 @@
 """The `hdvision` console script: train, eval (Hydra), check-data, shard, cost, bench-data,
 bench-loader, sweep-summary, compare, predict, export, quantize, bench-infer, bench-models, prune,
-resolution-search."""
+qat, resolution-search."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ MODULE_OF = {
     "bench-infer": "infer",
     "bench-models": "infer",
     "prune": "compress",
+    "qat": "compress",
     "resolution-search": "resolution",
     "compare": "compare",
 }
