@@ -55,6 +55,9 @@ CASES = [
     ("prune", ["{ckpt}", "--ratio", "2"], "ratio"),
     ("prune", ["{junk}", "--ratio", "0.25"], "truncated or not a torch checkpoint"),
     ("prune", ["{ckpt}", "--ratio", "0.25", "--importance", "l3"], "invalid choice: 'l3'"),
+    ("qat", ["{junk}"], "truncated or not a torch checkpoint"),
+    ("qat", ["{ckpt}", "--lr", "0"], "must be > 0"),
+    ("qat", ["{ckpt}", "--images", "{file}"], "labelled images"),
 ]
 
 

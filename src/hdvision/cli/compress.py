@@ -34,7 +34,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out", type=output_file, default="pruned.ckpt")
 
     q = sub.add_parser(
-        "qat", help="quantization-aware fine-tuning: weights that keep their accuracy in int8"
+        "qat", help="fine-tune with int8 simulated in the backbone -> a checkpoint to quantize"
     )
     q.add_argument("checkpoint")
     q.add_argument(
