@@ -131,8 +131,10 @@ def prune_checkpoint(
         if key in checkpoint
     }
     pruned.update(state_dict=model.state_dict(), hyper_parameters=hparams)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(pruned, out)
+    # Imported here: it brings Lightning, which `hdvision prune --help` does not need.
+    from hdvision.trainer.checkpoint_io import AtomicCheckpointIO
+
+    AtomicCheckpointIO().save_checkpoint(pruned, out)  # written beside, renamed into place
     return {"before": cost_before, "after": cost_after, "layers": len(shapes)}
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from hdvision.data.decode import DecodeSettings
 from hdvision.inference.inputs import InputError, label_indices
 from hdvision.inference.samples import image_rows
 from hdvision.models.checkpoint import read_checkpoint
+from hdvision.trainer.checkpoint_io import AtomicCheckpointIO
 
 
 class ExportedBackbone(nn.Module):
@@ -168,13 +168,6 @@ def qat_checkpoint(
     written["state_dict"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     # Plain data beside the model's hyper-parameters: how the weights were made.
     written["quantization_aware"] = {"epochs": epochs, "images": len(dataset), "lr": lr}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    draft = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(written, draft)
-        draft.replace(out)
-    finally:
-        draft.unlink(missing_ok=True)
+    AtomicCheckpointIO().save_checkpoint(written, out)  # written beside, renamed into place
     loss = trainer.callback_metrics.get("train/loss_epoch")
     return {"images": len(dataset), "loss": float("nan") if loss is None else float(loss)}
