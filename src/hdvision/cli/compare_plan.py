@@ -73,7 +73,11 @@ def timed_phases(cfg: Any, datamodule: Any, plan: dict[str, Any]) -> list[tuple[
         if change is not None:
             change.apply(model)
         model_s.append(measure_train_step(model, size, batch, TIMED_STEPS)["ms_per_image"])
-        bn_s = bn_batches * timed(measure_forward(model, size, batch, TIMED_STEPS, train=True))
+        bn_s = (
+            bn_batches * timed(measure_forward(model, size, batch, TIMED_STEPS, train=True))
+            if bn_batches
+            else 0.0
+        )
         start = 0 if change is None else change.start_epoch
         phases.append((start, timed(model_s[-1]), val_s + bn_s))
     plan.update(
