@@ -49,6 +49,7 @@ CASES = [
     ("export", ["{ckpt}", "--num-images", "none"], "must be an integer, got 'none'"),
     ("quantize", ["{junk}", "--calibration", "{file}"], "onnxruntime cannot load it"),
     ("quantize", ["{junk}", "--method", "kl"], "invalid choice: 'kl'"),
+    ("quantize", ["{junk}", "--bias-correction", "-1"], "got -1"),
     ("bench-infer", ["/nonexistent.ckpt"], "/nonexistent.ckpt"),
     ("bench-infer", ["{ckpt}", "--images", "/nonexistent"], "/nonexistent"),
     ("bench-models", ["{ckpt}", "/nonexistent.ckpt"], "/nonexistent.ckpt"),

@@ -92,6 +92,22 @@ def test_int8_model_loads_predicts_and_keeps_the_metadata(trained_run, exported,
     assert out.stat().st_size < exported[0].stat().st_size
 
 
+def test_quantize_corrects_the_int8_biases_unless_told_not_to(exported, tmp_path, capsys):
+    argv = ["quantize", str(exported[0]), "--num-images", "8"]
+    assert main([*argv, "--out", str(tmp_path / "c.onnx")]) == 0
+    line = capsys.readouterr().out
+    assert "biases of " in line and "corrected on 8 images" in line
+    assert main([*argv, "--out", str(tmp_path / "p.onnx"), "--bias-correction", "0"]) == 0
+    assert "no bias correction" in capsys.readouterr().out
+    corrected, plain = (
+        {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(f)).graph.initializer}
+        for f in (tmp_path / "c.onnx", tmp_path / "p.onnx")
+    )
+    # Same calibration, same weights; only int32 biases moved.
+    moved = [k for k in plain if not np.array_equal(plain[k], corrected[k])]
+    assert moved and all(plain[k].dtype == np.int32 for k in moved)
+
+
 def test_keep_float_leaves_the_named_module_in_float_and_names_an_unknown_one(
     exported, tmp_path, capsys
 ):

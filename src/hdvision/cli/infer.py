@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hdvision.cli.args import non_negative, output_file, positive
 from hdvision.data.dataset import BAD_IMAGE_POLICIES
-from hdvision.inference.quantize import CALIBRATION_METHODS
+from hdvision.inference.quantize import BIAS_CORRECTION_IMAGES, CALIBRATION_METHODS
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -58,6 +58,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="MODULE",
         help="a module path left in float (repeatable), e.g. model.backbone.blocks.0",
+    )
+    q.add_argument(
+        "--bias-correction",
+        type=non_negative,
+        default=BIAS_CORRECTION_IMAGES,
+        metavar="N",
+        help="correct the int8 convolutions' biases on N of the calibration images (0: off)",
     )
     q.add_argument(
         "--report",
@@ -161,12 +168,20 @@ def quantize(args: argparse.Namespace) -> int:
         args.num_images,
         method=args.method,
         keep_float=args.keep_float,
+        bias_correction=args.bias_correction,
     )
     size = Path(args.out).stat().st_size / 1e6
+    corrected = info["bias_correction"]
     print(
         f"int8 model {args.out} ({size:.1f} MB), calibrated ({info['method']}) on "
         f"{info['calibration_images']} images"
         + (f"; kept in float: {', '.join(args.keep_float)}" if args.keep_float else "")
+        + (
+            f"; biases of {corrected['convolutions']} convolutions corrected on "
+            f"{corrected['images']} images"
+            if corrected["images"]
+            else "; no bias correction"
+        )
     )
     if args.report:
         from hdvision.inference.int8_debug import activation_errors, format_errors

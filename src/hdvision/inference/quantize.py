@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from hdvision.inference.bias_correction import correct_biases
 from hdvision.inference.export import add_metadata
 from hdvision.inference.inputs import InputError
 from hdvision.inference.predictor import OnnxPredictor
@@ -26,6 +27,9 @@ from hdvision.inference.samples import decoded_batch, image_rows
 
 # onnxruntime's calibration methods by the name ``hdvision quantize --method`` takes.
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+# Calibration images the bias correction averages over: 128 took the default model from 89.3 %
+# to fp32's 99.7 % (validation, docs/results/inference.md), in under a minute on 2 cores.
+BIAS_CORRECTION_IMAGES = 128
 
 
 def node_scopes(node: Any) -> list[str]:
@@ -104,10 +108,14 @@ def quantize_onnx(
     method: str = "minmax",
     keep_float: Sequence[str] = (),
     images: torch.Tensor | None = None,
+    bias_correction: int = BIAS_CORRECTION_IMAGES,
 ) -> dict[str, Any]:
     """Static int8 (QDQ, activations uint8, weights int8 per channel) of an hdvision ONNX file,
     calibrated on :func:`calibration_images` (or on ``images``, already decoded); the modules in
-    ``keep_float`` stay float (:func:`float_nodes`). The metadata is carried over."""
+    ``keep_float`` stay float (:func:`float_nodes`); then the int8 convolutions' biases corrected
+    on the first ``bias_correction`` of those images (0: not corrected;
+    :mod:`~hdvision.inference.bias_correction`). The metadata is carried over."""
+    import onnx
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -144,5 +152,21 @@ def quantize_onnx(
             calibrate_method=methods[method],
             nodes_to_exclude=keep,
         )
+        corrected: dict[str, Any] = {"convolutions": 0, "images": 0}
+        if bias_correction > 0:
+            chosen = images[:bias_correction]
+            feeds = [
+                {source.input_name: chosen[i : i + batch_size].numpy()}
+                for i in range(0, len(chosen), batch_size)
+            ]
+            int8 = onnx.load(str(out))
+            done = correct_biases(onnx.load(str(prepared)), int8, feeds)
+            onnx.save(int8, str(out))
+            corrected = {"convolutions": done["convolutions"], "images": len(chosen)}
     add_metadata(out, source.meta)
-    return {"calibration_images": len(images), "method": method, "keep_float": list(keep_float)}
+    return {
+        "calibration_images": len(images),
+        "method": method,
+        "keep_float": list(keep_float),
+        "bias_correction": corrected,
+    }
