@@ -2,8 +2,8 @@
 so that, over real images, the mean of its output per channel equals the fp32 model's.
 
 Why: rounding is not noise with zero mean on these images. In the default model most input
-pixels are the same value (a black background, -1 after normalisation), which uint8 cannot
-represent exactly, and depthwise convolutions sum few weights; so int8 shifts whole channels, and
+pixels are the same value (a black background, -1 after normalisation), which the uint8 grid
+holds as -0.996, and depthwise convolutions sum few weights; so int8 shifts whole channels, and
 every later layer carries the shift forward. Post-training int8 of the default model lost
 7-10 points that way while each convolution's own error looked small (docs/results/inference.md).
 Correcting the means (Nagel et al. 2019, "Data-Free Quantization Through Weight Equalization and

@@ -1,11 +1,12 @@
 """``hdvision quantize``: an exported fp32 ONNX model → static int8 (onnxruntime), calibrated on
-real decoded images, weights per channel.
+real decoded images, weights per channel, then the convolutions' biases corrected
+(:mod:`~hdvision.inference.bias_correction`).
 
 Why onnxruntime here: the int8 model is the ONNX file that ``hdvision predict`` and any
 onnxruntime deployment load, with no torch at run time. PT2E (``X86InductorQuantizer``,
 :mod:`hdvision.inference.compiled`, a row of ``bench-infer``) needs ``torch.compile`` and a C++
-toolchain at run time, but kept the default model's accuracy better over three seeds
-(docs/results/inference.md: onnxruntime's int8 lost 27 points on one of them). Check an int8
+toolchain at run time. Without the bias correction onnxruntime's int8 lost 4-9 points of the
+default model; with it, 0.0-0.4 over three seeds (docs/results/inference.md). Check an int8
 file's accuracy on labelled images (``hdvision predict``) before deploying it.
 """
 
