@@ -73,6 +73,30 @@ def test_area_matrices_are_adaptive_average_pooling():
     torch.testing.assert_close(pooled, F.adaptive_avg_pool2d(x, (7, 12)), atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("shape", "size", "matmuls"),
+    [((2, 3, 270, 480), (34, 60), 1), ((2, 3, 28, 50), (7, 12), 1), ((2, 3, 27, 50), (7, 12), 2)],
+)
+def test_an_exported_area_resize_pools_each_axis_that_divides(shape, size, matmuls):
+    # Under export (ONNX has no adaptive pooling) an axis that divides is a mean over a reshape,
+    # one that does not a matmul: what onnxruntime runs; the same values as the eager pooling.
+    import torch.nn.functional as F
+
+    from hdvision.models.layers import resize
+
+    class Resize(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return resize(x, size)
+
+    x = torch.randn(*shape)
+    program = torch.export.export(Resize(), (x,))
+    targets = [str(n.target) for n in program.graph.nodes if n.op == "call_function"]
+    assert targets.count("aten.matmul.default") == matmuls, targets
+    assert not [t for t in targets if "adaptive" in t]
+    expected = F.adaptive_avg_pool2d(x, size)
+    torch.testing.assert_close(program.module()(x), expected, atol=1e-6, rtol=1e-5)
+
+
 def test_a_stem_name_is_registered_once():
     from hdvision.models.stems import register_stem
 
