@@ -1,6 +1,6 @@
 import pytest
 
-from hdvision.inference.inputs import InputError, list_inputs
+from hdvision.inference.inputs import InputError, list_inputs, required_labels
 from tests.conftest import write_image
 
 
@@ -24,6 +24,17 @@ def test_a_manifest_gives_paths_relative_to_itself_and_labels(tmp_path):
         (str(tmp_path / "img" / "x.jpg"), "cat"),
         (str(tmp_path / "img" / "y.jpg"), None),
     ]
+
+
+def test_required_labels_are_indices_and_a_row_without_one_is_named_by_its_use(tmp_path):
+    (tmp_path / "all.csv").write_text("path,label\na.jpg,dog\nb.jpg,cat\n")
+    (tmp_path / "some.csv").write_text("path,label\na.jpg,dog\nb.jpg,\n")
+    rows = list_inputs([str(tmp_path / "all.csv")])
+    assert required_labels(rows, ["cat", "dog"], "--importance taylor") == [1, 0]
+    with pytest.raises(InputError, match="--importance taylor needs labelled images"):
+        required_labels(
+            list_inputs([str(tmp_path / "some.csv")]), ["cat", "dog"], "--importance taylor"
+        )
 
 
 @pytest.mark.parametrize(

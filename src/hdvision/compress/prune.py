@@ -142,15 +142,13 @@ def _gradient_batches(
     model: HDClassifier, images: str | None, num_images: int, batch_size: int = 16
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Labelled images as (backbone input, label) batches, through the model's own stem."""
-    from hdvision.inference.inputs import InputError, label_indices
+    from hdvision.inference.inputs import InputError, required_labels
     from hdvision.inference.predict import PredictionImages
     from hdvision.inference.samples import image_rows
 
     hparams = model.hparams
     rows = image_rows(images, hparams, num_images, "--images")
-    labels = label_indices(rows, hparams.class_names)
-    if any(label is None for label in labels):
-        raise InputError("--importance taylor needs labelled images (folders or path,label CSV)")
+    labels = required_labels(rows, hparams.class_names, "--importance taylor")
     dataset = PredictionImages(
         [r.path for r in rows], hparams.preprocessing, [r.member for r in rows]
     )

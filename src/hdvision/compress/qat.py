@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader
 from hdvision.data.augment import build_augmentations
 from hdvision.data.dataset import ImageDataset, collate_samples
 from hdvision.data.decode import DecodeSettings
-from hdvision.inference.inputs import InputError, label_indices
+from hdvision.inference.inputs import InputError, required_labels
 from hdvision.inference.samples import image_rows
 from hdvision.models.checkpoint import read_checkpoint
 from hdvision.trainer.checkpoint_io import AtomicCheckpointIO
@@ -94,15 +94,13 @@ def training_images(source: str | None, meta: dict[str, Any], num_images: int) -
     """Labelled images decoded as ``predict`` decodes them (no augmentation); a bad file is
     skipped with a warning and replaced by another, as in training (``data.on_bad_image``)."""
     rows = image_rows(source, meta, num_images, "--images")
-    labels = label_indices(rows, meta["class_names"])
-    if any(label is None for label in labels):
-        raise InputError("--images: QAT fine-tunes on labelled images (folders or path,label CSV)")
+    labels = required_labels(rows, meta["class_names"], "--images: QAT")
     if any(r.member is not None for r in rows):
         raise InputError("--images: QAT reads image files; pass a folder or path,label CSV")
     decode = DecodeSettings.from_preprocessing(meta["preprocessing"])
     assert decode.size is not None  # from_preprocessing always sets it
     transform = build_augmentations(None, decode.size, decode.fit, train=False)
-    samples = [(r.path, label) for r, label in zip(rows, labels, strict=True) if label is not None]
+    samples = [(r.path, label) for r, label in zip(rows, labels, strict=True)]
     return ImageDataset(samples, decode, transform, on_bad_image="skip")
 
 

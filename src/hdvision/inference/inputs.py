@@ -92,6 +92,16 @@ def label_indices(rows: list[InputRow], class_names: list[str]) -> list[int | No
     return [None if r.label is None else index[r.label] for r in rows]
 
 
+def required_labels(rows: list[InputRow], class_names: list[str], what: str) -> list[int]:
+    """Every row's class index; a row without a label is an :class:`InputError` that says
+    ``what`` needs them (e.g. ``"--importance taylor"``)."""
+    indices = label_indices(rows, class_names)
+    labels = [i for i in indices if i is not None]
+    if len(labels) != len(indices):
+        raise InputError(f"{what} needs labelled images (folders or path,label CSV)")
+    return labels
+
+
 def complete_labels(indices: list[int | None]) -> list[int]:
     """The class indices when every row has one, else ``[]``: accuracy needs every label."""
     labels = [i for i in indices if i is not None]
