@@ -4,9 +4,10 @@ checkpoint of the same model, for ``hdvision export`` and ``hdvision quantize`` 
 
 Why: post-training int8 can lose accuracy that no choice of calibration recovers; weights
 trained under the rounding should tolerate it. For the default model ``quantize``'s bias
-correction closed that gap without training (0.0-0.4 points over three seeds, where post-training
-int8 lost 4.6-9.2), and this command's one measured epoch did worse (int8 93.2 %, the float model
-10 points down: docs/results/inference.md); it stays for models the correction does not rescue.
+correction closed most of that gap without training (0.2-0.6 points over three seeds, where
+post-training int8 lost 4.8-10), and this command's one measured epoch did worse (int8 93.2 %,
+the float model 10 points down: docs/results/inference.md); it stays for models the correction
+does not rescue.
 Its batch norms learn statistics under the simulated rounding, which the float model then
 lacks (measured: the statistics alone took the float model from 99.7 to 95.0 % on
 validation). The simulation is PT2E's

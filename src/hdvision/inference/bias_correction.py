@@ -5,7 +5,7 @@ Why: rounding is not noise with zero mean on these images. In the default model 
 pixels are the same value (a black background, -1 after normalisation), which the uint8 grid
 holds as -0.996, and depthwise convolutions sum few weights; so int8 shifts whole channels, and
 every later layer carries the shift forward. Post-training int8 of the default model lost
-7-10 points that way while each convolution's own error looked small (docs/results/inference.md).
+4.8-10 points that way while each convolution's own error looked small (docs/results/inference.md).
 Correcting the means (Nagel et al. 2019, "Data-Free Quantization Through Weight Equalization and
 Bias Correction", the empirical variant) one convolution at a time in graph order, each with
 the corrections before it in place, is what a batch-norm re-estimation under simulated int8
@@ -66,17 +66,10 @@ def int8_convolutions(int8_model: Any) -> list[tuple[Any, str, str]]:
         if node.op_type != "Conv" or len(node.input) < 3:
             continue
         source, bias = producer.get(node.input[0]), producer.get(node.input[2])
-        if (
-            source is None
-            or bias is None
-            or "DequantizeLinear"
-            not in (
-                source.op_type,
-                bias.op_type,
-            )
-        ):
+        if source is None or bias is None:
             continue
-        if source.op_type != bias.op_type or bias.input[0] not in initializers:
+        dequantized = source.op_type == bias.op_type == "DequantizeLinear"
+        if not dequantized or bias.input[0] not in initializers:
             continue
         found.append((node, bias.input[0], bias.input[1]))
     return found

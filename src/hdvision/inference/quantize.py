@@ -6,7 +6,7 @@ Why onnxruntime here: the int8 model is the ONNX file that ``hdvision predict`` 
 onnxruntime deployment load, with no torch at run time. PT2E (``X86InductorQuantizer``,
 :mod:`hdvision.inference.compiled`, a row of ``bench-infer``) needs ``torch.compile`` and a C++
 toolchain at run time. Without the bias correction onnxruntime's int8 lost 4-9 points of the
-default model; with it, 0.0-0.4 over three seeds (docs/results/inference.md). Check an int8
+default model; with it, 0.2-0.6 over three seeds (docs/results/inference.md). Check an int8
 file's accuracy on labelled images (``hdvision predict``) before deploying it.
 """
 
@@ -28,8 +28,9 @@ from hdvision.inference.samples import decoded_batch, image_rows
 
 # onnxruntime's calibration methods by the name ``hdvision quantize --method`` takes.
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
-# Calibration images the bias correction averages over: 128 took the default model from 89.3 %
-# to fp32's 99.7 % (validation, docs/results/inference.md), in under a minute on 2 cores.
+# Calibration images the bias correction averages over: 128 took the default model's seed 1 from
+# 90.0 % to fp32's 99.7 % on validation, in under a minute on 2 cores; 512 gained nothing on any
+# seed (docs/results/inference.md).
 BIAS_CORRECTION_IMAGES = 128
 
 

@@ -22,9 +22,10 @@ def area_matrix(n_in: int, n_out: int, like: torch.Tensor) -> torch.Tensor:
 def _exportable_area(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """``adaptive_avg_pool2d(x, (h, w))`` in operators onnxruntime runs fast (equal to ~1e-7).
     ONNX has no adaptive pooling: the exporter unrolls a non-dividing one into dozens of
-    gather/where/transpose nodes. An axis that divides is an average pool, a cheap pass that
-    also shrinks the tensor first; one that does not is a matmul with a constant window matrix.
-    (Both axes as matmuls cost the default model's int8 graph ~0.3 ms of its 2 ms per image.)"""
+    gather/where/transpose nodes. An axis that divides is a mean over a reshape, a cheap pass
+    that also shrinks the tensor first; one that does not is a matmul with a constant window
+    matrix. (Both axes as matmuls cost the default model's int8 graph ~0.3 ms more per image,
+    docs/results/inference.md.)"""
     height, width = x.shape[-2:]
     if width % w == 0:
         x = x.unflatten(-1, (w, width // w)).mean(-1)
