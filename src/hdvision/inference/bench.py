@@ -27,26 +27,18 @@ from hdvision.inference.quantize import calibration_images, quantize_onnx
 from hdvision.inference.samples import decoded_batch, image_rows
 
 
-def time_models(
-    predictors: dict[str, Any], images: torch.Tensor, batch_size: int, repeats: int
-) -> dict[str, float]:
-    """Per predictor, the median over ``repeats`` rounds of ms per image, after one warm-up
-    batch each. Each round times every predictor in turn: this machine's speed drifts within
-    minutes (the same model 1.9-2.9 ms per image across rounds, docs/results/inference.md),
-    and interleaving gives every variant the same drift instead of one its own."""
+def time_model(predictor: Any, images: torch.Tensor, batch_size: int, repeats: int) -> float:
+    """Median over ``repeats`` rounds of ms per image, after one warm-up batch."""
     batches = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
     batches = [b for b in batches if len(b) == batch_size] or batches[:1]
-    for predictor in predictors.values():
-        predictor(batches[0])
-    rounds: dict[str, list[float]] = {name: [] for name in predictors}
+    predictor(batches[0])
+    rounds = []
     for _ in range(repeats):
-        for name, predictor in predictors.items():
-            start = time.perf_counter()
-            for batch in batches:
-                predictor(batch)
-            elapsed = (time.perf_counter() - start) * 1000 / sum(len(b) for b in batches)
-            rounds[name].append(elapsed)
-    return {name: float(np.median(times)) for name, times in rounds.items()}
+        start = time.perf_counter()
+        for batch in batches:
+            predictor(batch)
+        rounds.append((time.perf_counter() - start) * 1000 / sum(len(b) for b in batches))
+    return float(np.median(rounds))
 
 
 def accuracy(predictor: Any, images: torch.Tensor, labels: list[int]) -> float | None:
@@ -162,14 +154,12 @@ def run_inference_benchmark(
             variants["pytorch int8 pt2e torch.compile"] = int8
             sizes["pytorch int8 pt2e torch.compile"] = graph_bytes(int8.module)
         floor = decode_floor([r.path for r in rows], pre, workers)
-        single = time_models(variants, batch[:32], 1, repeats)
-        batched = time_models(variants, batch, 16, repeats)
         results = []
         for name, predictor in variants.items():
             row = {
                 "variant": name,
-                "ms_batch1": single[name],
-                "ms_batch16": batched[name],
+                "ms_batch1": time_model(predictor, batch[:32], 1, repeats),
+                "ms_batch16": time_model(predictor, batch, 16, repeats),
                 "accuracy": accuracy(predictor, batch, labels),
                 "size_mb": sizes[name if name in sizes else "pytorch"] / 1e6,
             }
