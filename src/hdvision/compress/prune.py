@@ -10,7 +10,6 @@ Fine-tune it with ``python train.py experiment=prune_finetune init_from=<pruned.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hdvision.compress.derived import save_derived_checkpoint
 from hdvision.models.checkpoint import CheckpointError, read_checkpoint
 from hdvision.models.cost import count_params, forward_flops
 from hdvision.models.layer_shapes import changed_shapes, layer_shapes
@@ -125,16 +125,7 @@ def prune_checkpoint(
     cost_after = {"params": count_params(backbone)[0], "flops": forward_flops(backbone, example)}
     hparams = dict(checkpoint["hyper_parameters"])
     hparams["pruned"] = {"ratio": ratio, "importance": importance, "shapes": shapes}
-    pruned: dict[str, Any] = {
-        key: copy.deepcopy(checkpoint[key])
-        for key in ("epoch", "global_step", "pytorch-lightning_version")
-        if key in checkpoint
-    }
-    pruned.update(state_dict=model.state_dict(), hyper_parameters=hparams)
-    # Imported here: it brings Lightning, which `hdvision prune --help` does not need.
-    from hdvision.trainer.checkpoint_io import AtomicCheckpointIO
-
-    AtomicCheckpointIO().save_checkpoint(pruned, out)  # written beside, renamed into place
+    save_derived_checkpoint(checkpoint, out, model.state_dict(), hparams)
     return {"before": cost_before, "after": cost_after, "layers": len(shapes)}
 
 

@@ -24,7 +24,6 @@ training images decoded as ``predict`` decodes them (no augmentation).
 
 from __future__ import annotations
 
-import copy
 import functools
 import warnings
 from pathlib import Path
@@ -34,13 +33,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from hdvision.compress.derived import save_derived_checkpoint
 from hdvision.data.augment import build_augmentations
 from hdvision.data.dataset import ImageDataset, collate_samples
 from hdvision.data.decode import DecodeSettings
 from hdvision.inference.inputs import InputError, required_labels
 from hdvision.inference.samples import image_rows
 from hdvision.models.checkpoint import read_checkpoint
-from hdvision.trainer.checkpoint_io import AtomicCheckpointIO
 
 
 class ExportedBackbone(nn.Module):
@@ -162,14 +161,10 @@ def qat_checkpoint(
     trained = model.backbone.graph.state_dict()
     backbone.load_state_dict({name: trained[name] for name in backbone.state_dict()})
     model.backbone = backbone
-    written: dict[str, Any] = {
-        key: copy.deepcopy(source[key])
-        for key in ("epoch", "global_step", "pytorch-lightning_version", "hyper_parameters")
-        if key in source
-    }
-    written["state_dict"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     # Plain data beside the model's hyper-parameters: how the weights were made.
-    written["quantization_aware"] = {"epochs": epochs, "images": len(dataset), "lr": lr}
-    AtomicCheckpointIO().save_checkpoint(written, out)  # written beside, renamed into place
+    made = {"epochs": epochs, "images": len(dataset), "lr": lr}
+    save_derived_checkpoint(
+        source, out, model.state_dict(), source["hyper_parameters"], quantization_aware=made
+    )
     loss = trainer.callback_metrics.get("train/loss_epoch")
     return {"images": len(dataset), "loss": float("nan") if loss is None else float(loss)}
