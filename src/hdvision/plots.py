@@ -41,7 +41,9 @@ def stem_views(pl_module: Any, images: torch.Tensor) -> dict[str, np.ndarray]:
     model.train(was_training)
     area = resize(images, seen.shape[-2:], "area")
     mean, std = model.mean, model.std
-    return {"area": to_uint8(area, mean, std), "stem": to_uint8(seen, mean, std)}
+    # A stem that normalises its input itself was handed pixel values.
+    given = (torch.zeros_like(mean), torch.ones_like(std)) if model.stem_normalizes else (mean, std)
+    return {"area": to_uint8(area, *given), "stem": to_uint8(seen, mean, std)}
 
 
 def figure_to_array(fig: Any) -> np.ndarray:

@@ -24,6 +24,13 @@ def test_stem_views_show_the_backbone_input_next_to_the_area_resize():
         learned.stem.body[-1].weight.normal_(0, 1.0)
     views = stem_views(learned, learned.prepare_input(images))
     assert np.abs(views["stem"].astype(int) - views["area"].astype(int)).mean() > 1
+    # The zoom is handed pixel values (it normalises inside): its views are still the pixels.
+    zoom = _model({"name": "saliency_sampler", "inner": {"name": "resize"}, "detail_prior": False})
+    views = stem_views(zoom, zoom.prepare_input(images))
+    area = torch.nn.functional.adaptive_avg_pool2d(images.float(), (16, 24))
+    expected = area.round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert np.abs(views["area"].astype(int) - expected.astype(int)).max() <= 1
+    assert np.abs(views["stem"].astype(int) - expected.astype(int)).max() <= 1  # no zoom yet
 
 
 def test_confusion_plot_is_an_image():

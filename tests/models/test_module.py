@@ -38,6 +38,31 @@ def test_full_resolution_batch_is_only_normalised():
     assert torch.allclose(x[0, 0], expected.expand(32, 48))
 
 
+def test_the_zoom_gets_pixel_values_and_normalises_once_it_has_shrunk_them():
+    # The zoom's reads of its input (area resizes, resampling rows that sum to one, the
+    # variance of the detail prior) commute with per-channel normalisation: handed pixels, it
+    # computes what the same stem computes on the normalised image.
+    torch.manual_seed(0)
+    stem = {"name": "saliency_sampler", "inner": {"name": "strided"}}
+    module = _module(stem=stem, backbone_input=[12, 20]).eval()
+    torch.nn.init.normal_(module.stem.saliency[-1].weight, std=0.5)  # a correction that zooms
+    images = torch.randint(0, 256, (2, 3, 48, 80), dtype=torch.uint8)
+    images[..., 20:28, 30:40] = 255
+    assert module.stem_normalizes
+    x = module.prepare_input(images)
+    torch.testing.assert_close(x, images.float())  # pixel values, not normalised
+    normalised = (images.float() - module.mean) / module.std
+    reference = _module(stem=stem, backbone_input=[12, 20]).eval()
+    reference.load_state_dict(module.state_dict())
+    reference.stem.set_input_normalization(torch.zeros(1), torch.ones(1))  # the identity
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), reference(normalised), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            module.stem.warp(x), reference.stem.warp(normalised), atol=1e-4, rtol=1e-4
+        )
+    assert "stem.input_mean" not in module.state_dict()  # old checkpoints keep loading
+
+
 def test_hyper_parameters_are_plain_data():
     from omegaconf import OmegaConf
 

@@ -193,7 +193,9 @@ def test_the_separable_zoom_equals_the_grid_sample_zoom(warp_size):
         torch.testing.assert_close(stem.warp(x), reference, atol=1e-6, rtol=0)  # antialias off
         rows, cols = stem.sampling_coords(x)
         by_matrices = separable_resample(
-            x, resampling_matrix(rows, 48, antialias=False), resampling_matrix(cols, 80, False)
+            x,
+            resampling_matrix(rows, 48, antialias=False),
+            resampling_matrix(cols, 80, antialias=False, source_first=True),
         )
         torch.testing.assert_close(by_matrices, reference, atol=1e-5, rtol=0)
         if warp_size == (96, 160):  # output pixels denser than input everywhere: no filter to
@@ -210,6 +212,19 @@ def test_resampling_rows_hold_bilinear_weights_and_the_border():
     assert weights[0, 0].tolist() == [1, 0, 0, 0] and weights[0, 5].tolist() == [0, 0, 0, 1]
     # -0.5 is source position 1.0 (pixel centres at j + 0.5): halfway between pixels 0 and 1.
     torch.testing.assert_close(weights[0, 2], torch.tensor([0.5, 0.5, 0, 0]))
+
+
+def test_without_a_gradient_the_matrices_are_the_triangle_alone():
+    # Inference and export skip the bilinear branch that exists for the gradient at pixel
+    # centres: the weights stay the same, in either layout.
+    coords = (torch.linspace(-1.2, 1.2, 30, dtype=torch.float64) ** 3)[None].requires_grad_()
+    with_grad = resampling_matrix(coords, 20)
+    assert with_grad.requires_grad
+    with torch.no_grad():
+        without = resampling_matrix(coords, 20)
+        source_first = resampling_matrix(coords, 20, source_first=True)
+    torch.testing.assert_close(without, with_grad.detach(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(source_first, without.transpose(1, 2))
 
 
 def test_the_antialiased_zoom_averages_where_it_shrinks():

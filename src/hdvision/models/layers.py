@@ -66,10 +66,16 @@ def zero_init(conv: nn.Conv2d) -> nn.Conv2d:
     return conv
 
 
-def detail_map(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+def detail_map(
+    x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor | None = None
+) -> torch.Tensor:
     """(B, h, w): per cell of ``mean`` (the area downsampling of ``x``), the pixel variance it
-    averages away, summed over channels."""
-    return (resize(x * x, mean.shape[-2:]) - mean * mean).clamp_min(0).sum(1)
+    averages away, summed over channels; with ``std`` (1, C, 1, 1), the variance of ``x``
+    normalised by it (each channel's divided by std²), without normalising ``x``."""
+    variance = (resize(x * x, mean.shape[-2:]) - mean * mean).clamp_min(0)
+    if std is not None:
+        variance = variance / (std * std)
+    return variance.sum(1)
 
 
 def cell_detail(x: torch.Tensor, cell: int) -> torch.Tensor:

@@ -120,6 +120,8 @@ class HDClassifier(pl.LightningModule):
         for name in ("mean", "std"):
             value = torch.tensor(normalization[name]).view(1, 3, 1, 1) * 255
             self.register_buffer(name, value, persistent=False)
+        if self.stem_normalizes:
+            self.stem.set_input_normalization(self.mean, self.std)  # type: ignore[operator]
         self.device_augmentations = build_device_augmentations(device_augmentations)
         # Not a submodule: never trained, saved, moved to train mode or wrapped by DDP.
         self.teacher = None
@@ -169,9 +171,16 @@ class HDClassifier(pl.LightningModule):
         return model.eval()
 
     # -- inputs ------------------------------------------------------------------------------
+    @property
+    def stem_normalizes(self) -> bool:
+        """Whether the stem normalises its input itself, after shrinking it (the zoom), so that
+        :meth:`prepare_input` hands it pixel values (0-255) instead."""
+        return bool(getattr(self.stem, "normalizes_input", False))
+
     def prepare_input(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, 3, H, W) → normalised float at ``input_size``, on the current device;
-        in training mode, ``device_augmentations`` first, at the batch's own resolution."""
+        """uint8 (B, 3, H, W) → float at ``input_size``, normalised unless the stem normalises
+        (:attr:`stem_normalizes`), on the current device; in training mode,
+        ``device_augmentations`` first, at the batch's own resolution."""
         # channels_last is for convolutions; a stem that reads the input only through pooling
         # and matrix products (the zoom) reads it faster contiguous (docs/results/inference.md).
         to_channels_last = self.hparams.channels_last and getattr(
@@ -186,7 +195,8 @@ class HDClassifier(pl.LightningModule):
         size = self.hparams.input_size
         if size is not None and tuple(x.shape[-2:]) != tuple(size):
             x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
-        x = x.sub_(self.mean).div_(self.std)
+        if not self.stem_normalizes:
+            x = x.sub_(self.mean).div_(self.std)
         if to_channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x

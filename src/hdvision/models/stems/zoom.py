@@ -71,6 +71,12 @@ class SaliencySamplerStem(nn.Module):
     # image for the products (batch 16, 270x480 to 68x120, 2 threads). The inner stem reads the
     # zoomed image. Read by HDClassifier.prepare_input.
     reads_channels_last = False
+    # Every way the stem reads its input averages pixels with weights that sum to one (area
+    # resizes, the resampling matrices) or measures their variance, so a per-channel
+    # normalisation commutes with it: the stem takes the image unnormalised and normalises it
+    # once it is small (68x120 instead of 270x480 for the default model; also a uint8-exact input
+    # for onnxruntime). HDClassifier reads this and hands over its normalisation.
+    normalizes_input = True
 
     def __init__(
         self,
@@ -110,16 +116,29 @@ class SaliencySamplerStem(nn.Module):
         )
         inner = dict(inner or {"name": "space_to_depth"})
         self.inner = create_stem(inner.pop("name"), out_size, **inner)
+        # The identity until set_input_normalization: input that is already normalised. Not in
+        # the state dict (the model's normalisation is a hyper-parameter).
+        self.register_buffer("input_mean", torch.zeros(1, 1, 1, 1), persistent=False)
+        self.register_buffer("input_std", torch.ones(1, 1, 1, 1), persistent=False)
+
+    def set_input_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Take input in the pixel units of ``mean`` and ``std`` (1, C, 1, 1) and normalise it
+        inside: ``stem(x)`` then equals the stem without them on ``(x - mean) / std``."""
+        self.input_mean = mean.detach().clone().reshape(1, -1, 1, 1)
+        self.input_std = std.detach().clone().reshape(1, -1, 1, 1)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.input_mean) / self.input_std
 
     def saliency_map(self, x: torch.Tensor) -> torch.Tensor:
         """(B, h, w) at ``saliency_size``, summing to 1 per image."""
         small = resize(x, self.saliency_size)
         if self.saliency is not None:
-            logits = self.saliency(small).float()[:, 0]
+            logits = self.saliency(self.normalize(small)).float()[:, 0]
         else:
             logits = small.new_zeros(small.shape[0], *small.shape[-2:], dtype=torch.float32)
         if self.prior_weight is not None:
-            detail = detail_map(x.float(), small.float())
+            detail = detail_map(x.float(), small.float(), self.input_std.float())
             # A 1 % floor of the mean: flat regions keep a little saliency, a flat image none.
             floor = 0.01 * detail.mean((1, 2), keepdim=True) + 1e-12
             logits = logits + self.prior_weight * torch.log(detail + floor)
@@ -139,12 +158,17 @@ class SaliencySamplerStem(nn.Module):
         return coords[0], coords[1]
 
     def warp(self, x: torch.Tensor) -> torch.Tensor:
-        """The zoomed image, at ``warp_size`` (default: the input's own size)."""
+        """The zoomed image, normalised, at ``warp_size`` (default: the input's own size)."""
+        return self.normalize(self._resample(x))
+
+    def _resample(self, x: torch.Tensor) -> torch.Tensor:
         rows, cols = self.sampling_coords(x)
         if self.antialias:
             height, width = x.shape[-2:]
             return separable_resample(
-                x, resampling_matrix(rows, height), resampling_matrix(cols, width)
+                x,
+                resampling_matrix(rows, height),
+                resampling_matrix(cols, width, source_first=True),
             )
         # Plain bilinear sampling (models trained before antialiasing): grid_sample reads the
         # same positions as bilinear matrices would, and at the input's full size it is the
