@@ -56,6 +56,7 @@ CASES = [
     ("prune", ["{ckpt}", "--ratio", "2"], "ratio"),
     ("prune", ["{junk}", "--ratio", "0.25"], "truncated or not a torch checkpoint"),
     ("prune", ["{ckpt}", "--ratio", "0.25", "--importance", "l3"], "invalid choice: 'l3'"),
+    ("prune", ["{ckpt}", "--ratio", "0.25", "--round-to", "0"], "--round-to: must be a positive"),
     ("qat", ["{junk}"], "truncated or not a torch checkpoint"),
     ("qat", ["{ckpt}", "--lr", "0"], "must be > 0"),
     ("qat", ["{ckpt}", "--images", "{file}"], "labelled images"),

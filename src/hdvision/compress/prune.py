@@ -57,10 +57,12 @@ def prune_backbone(
     prune_head: bool = False,
     gradient_batches: Iterable[tuple[torch.Tensor, torch.Tensor]] = (),
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+    round_to: int | None = None,
 ) -> dict[str, dict[str, int]]:
     """Remove ``ratio`` of the channels of every prunable group of ``backbone`` (in place) and
     return the changed layers' shapes. ``taylor`` needs ``gradient_batches`` of (backbone input,
-    label) to accumulate gradients over."""
+    label) to accumulate gradients over. ``round_to``: every pruned group keeps a multiple of
+    that many channels (Torch-Pruning's ``round_to``), counts the CPU kernels vectorise."""
     import torch_pruning as tp
 
     check_ratio(ratio)
@@ -77,6 +79,7 @@ def prune_backbone(
         importance=_importance(importance),
         pruning_ratio=ratio,
         ignored_layers=ignored,
+        round_to=round_to,
     )
     if importance == "taylor":
         batches = list(gradient_batches)
@@ -98,6 +101,7 @@ def prune_checkpoint(
     prune_head: bool = False,
     images: str | None = None,
     num_images: int = 64,
+    round_to: int | None = None,
 ) -> dict[str, Any]:
     """Prune the backbone of a ``train.py`` checkpoint and write a checkpoint of the pruned
     model (no optimizer or loop state: fine-tune it with ``init_from``). Returns the cost of the
@@ -121,10 +125,17 @@ def prune_checkpoint(
     batches = []
     if importance == "taylor":
         batches = _gradient_batches(model, images, num_images)
-    shapes = prune_backbone(backbone.eval(), example, ratio, importance, prune_head, batches)
+    shapes = prune_backbone(
+        backbone.eval(), example, ratio, importance, prune_head, batches, round_to=round_to
+    )
     cost_after = {"params": count_params(backbone)[0], "flops": forward_flops(backbone, example)}
     hparams = dict(checkpoint["hyper_parameters"])
-    hparams["pruned"] = {"ratio": ratio, "importance": importance, "shapes": shapes}
+    hparams["pruned"] = {
+        "ratio": ratio,
+        "importance": importance,
+        "round_to": round_to,
+        "shapes": shapes,
+    }
     save_derived_checkpoint(checkpoint, out, model.state_dict(), hparams)
     return {"before": cost_before, "after": cost_after, "layers": len(shapes)}
 
