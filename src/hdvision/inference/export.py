@@ -26,14 +26,19 @@ class ParityError(UserError):
     """The exported graph does not compute what the checkpoint computes."""
 
 
-def add_metadata(path: str | Path, meta: dict[str, Any]) -> None:
-    """Store ``meta`` as JSON under the ONNX file's ``hdvision`` metadata key (in place)."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
+def set_metadata(model: Any, meta: dict[str, Any]) -> None:
+    """Store ``meta`` as JSON under an ONNX ``ModelProto``'s ``hdvision`` metadata key."""
     del model.metadata_props[:]
     entry = model.metadata_props.add()
     entry.key, entry.value = ONNX_META_KEY, json.dumps(meta)
+
+
+def add_metadata(path: str | Path, meta: dict[str, Any]) -> None:
+    """:func:`set_metadata` on an ONNX file, in place."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    set_metadata(model, meta)
     onnx.save(model, str(path))
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from hdvision.inference.bias_correction import correct_biases
-from hdvision.inference.export import add_metadata
+from hdvision.inference.export import set_metadata
 from hdvision.inference.inputs import InputError
 from hdvision.inference.predictor import OnnxPredictor
 from hdvision.inference.samples import decoded_batch, image_rows
@@ -154,6 +154,8 @@ def quantize_onnx(
             calibrate_method=methods[method],
             nodes_to_exclude=keep,
         )
+        # Read back once: corrected (when asked) and given the metadata, then written once.
+        int8 = onnx.load(str(out))
         corrected: dict[str, Any] = {"convolutions": 0, "images": 0}
         if bias_correction > 0:
             chosen = images[:bias_correction]
@@ -161,11 +163,10 @@ def quantize_onnx(
                 {source.input_name: chosen[i : i + batch_size].numpy()}
                 for i in range(0, len(chosen), batch_size)
             ]
-            int8 = onnx.load(str(out))
             done = correct_biases(onnx.load(str(prepared)), int8, feeds)
-            onnx.save(int8, str(out))
             corrected = {"convolutions": done["convolutions"], "images": len(chosen)}
-    add_metadata(out, source.meta)
+        set_metadata(int8, source.meta)
+        onnx.save(int8, str(out))
     return {
         "calibration_images": len(images),
         "method": method,
