@@ -23,7 +23,7 @@ def test_checkpoint_holds_plain_data_for_inference(trained_run):
     assert len(hp["normalization"]["mean"]) == 3
 
 
-def test_from_checkpoint_rebuilds_the_trained_model_without_config(trained_run):
+def test_from_checkpoint_rebuilds_the_trained_model_without_config(trained_run, tmp_path):
     model = HDClassifier.from_checkpoint(str(trained_run["ckpt"]))
     assert not model.training
     trained = trained_run["model"].eval()
@@ -33,6 +33,11 @@ def test_from_checkpoint_rebuilds_the_trained_model_without_config(trained_run):
         expected = trained(trained.prepare_input(images))
         got = model(model.prepare_input(images))
     torch.testing.assert_close(got, expected)
+    # A caller that has read the file already (prune, qat) hands it over: not read again.
+    loaded = read_checkpoint(trained_run["ckpt"])
+    again = HDClassifier.from_checkpoint(tmp_path / "not_there.ckpt", loaded)
+    with torch.no_grad():
+        torch.testing.assert_close(again(again.prepare_input(images)), expected)
 
 
 def test_a_checkpoint_without_the_inference_fields_names_them(trained_run, tmp_path):

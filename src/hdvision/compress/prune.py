@@ -117,7 +117,7 @@ def prune_checkpoint(
             f"{checkpoint_path} is already pruned (ratio {recorded['ratio']}, "
             f"{recorded['importance']}); prune the unpruned checkpoint with a higher ratio instead"
         )
-    model = HDClassifier.from_checkpoint(str(checkpoint_path))
+    model = HDClassifier.from_checkpoint(str(checkpoint_path), checkpoint)
     size = model.hparams.backbone_input
     example = torch.randn(1, 3, *size)
     backbone = model.backbone

@@ -127,7 +127,7 @@ def qat_checkpoint(
     from hdvision.models.schedules import warmup_cosine
 
     source = read_checkpoint(checkpoint)
-    model = HDClassifier.from_checkpoint(str(checkpoint))
+    model = HDClassifier.from_checkpoint(str(checkpoint), source)
     dataset = training_images(images, model_meta(model), num_images)
     pl.seed_everything(seed, workers=True, verbose=False)
     first = torch.stack([dataset[i]["image"] for i in range(min(2, len(dataset)))])

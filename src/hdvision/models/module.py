@@ -138,13 +138,16 @@ class HDClassifier(pl.LightningModule):
         self._forward = torch.compile(self._features) if compile else self._features
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, **supplied: Any) -> HDClassifier:
+    def from_checkpoint(
+        cls, path: str | Path, loaded: Mapping[str, Any] | None = None, **supplied: Any
+    ) -> HDClassifier:
         """The trained model of a ``train.py`` checkpoint, in eval mode on CPU, built from the
-        checkpoint alone (no Hydra config, no pretrained-weight files); ``supplied`` fills fields
-        an older checkpoint lacks (the error names them)."""
+        checkpoint alone (no Hydra config, no pretrained-weight files); ``loaded``: the file
+        already read (:func:`read_checkpoint`); ``supplied`` fills fields an older checkpoint
+        lacks (the error names them)."""
         import timm
 
-        checkpoint = read_checkpoint(path)
+        checkpoint = read_checkpoint(path) if loaded is None else loaded
         hparams = inference_hparams(checkpoint, path, **supplied)
         name = hparams["backbone"].get("name")
         if not timm.is_model(name):
