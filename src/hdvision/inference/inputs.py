@@ -96,7 +96,7 @@ def required_labels(rows: list[InputRow], class_names: list[str], what: str) -> 
     """Every row's class index; a row without a label is an :class:`InputError` that says
     ``what`` needs them (e.g. ``"--importance taylor"``)."""
     indices = label_indices(rows, class_names)
-    labels = [i for i in indices if i is not None]
+    labels = complete_labels(indices)
     if len(labels) != len(indices):
         raise InputError(f"{what} needs labelled images (folders or path,label CSV)")
     return labels
